@@ -1,0 +1,1 @@
+"""wampweb: WAMP inside a web application."""
