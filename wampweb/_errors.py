@@ -76,6 +76,13 @@ class DeadlineError(WampWebError):
         )
 
 
+class BadRequestError(WampWebError, ValueError):
+    """The request cannot be turned into a WAMP message; nothing was sent."""
+
+    http_status = 400
+    uri = "wampweb.error.bad_request"
+
+
 class ComponentFailedError(WampWebError):
     """
     A Component stopped for good: the router refused it (realm, authentication)

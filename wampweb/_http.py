@@ -1,0 +1,181 @@
+"""
+How wampweb answers HTTP when something goes wrong, and how it drains.
+
+Every error answer is JSON in the envelope Crossbar's bridge made familiar,
+``{"error": <uri>, "args": [...], "kwargs": {...}}``, never a traceback or a
+file path. The status follows the table in the design: 503 + ``Retry-After``
+when no session was there (nothing was sent), 502 when the outcome is
+unknown, 504 when wampweb's deadline passed, and the WAMP error URIs that
+have an HTTP meaning get it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from autobahn.wamp.exception import ApplicationError, InvalidUriError
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+
+from wampweb._errors import NoSessionError, WampWebError
+
+_log = Logger()
+
+#: WAMP error URIs with an HTTP meaning of their own; any other WAMP error is a 502.
+WAMP_ERROR_STATUS: Mapping[str, int] = {
+    "wamp.error.no_such_procedure": 404,
+    "wamp.error.no_such_registration": 404,
+    "wamp.error.not_authorized": 403,
+    "wamp.error.authorization_failed": 403,
+    "wamp.error.invalid_argument": 400,
+    "wamp.error.invalid_uri": 400,
+    "wamp.error.invalid_payload": 400,
+}
+
+
+@attrs.frozen
+class ErrorAnswer:
+    """An HTTP error answer, decided once and written the same way everywhere."""
+
+    status: int
+    uri: str
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = attrs.field(factory=dict)
+    retry_after: float | None = None
+
+    def body(self) -> bytes:
+        envelope = {"error": self.uri, "args": list(self.args), "kwargs": dict(self.kwargs)}
+        return json.dumps(envelope, separators=(",", ":"), default=str).encode("utf-8")
+
+    def write_headers(self, request: IRequest) -> None:
+        request.setResponseCode(self.status)
+        request.setHeader(b"content-type", b"application/json; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        if self.retry_after is not None:
+            request.setHeader(b"retry-after", str(max(1, math.ceil(self.retry_after))).encode())
+
+    def render(self, request: IRequest) -> bytes:
+        self.write_headers(request)
+        return self.body()
+
+
+def answer_for(error: BaseException, *, rejoined_recently: bool = False) -> ErrorAnswer:
+    """
+    The HTTP answer for ``error`` raised while serving a request.
+
+    ``rejoined_recently`` turns a ``no_such_procedure`` into a 503: right after
+    a reconnect the callee may simply not have re-registered yet.
+    """
+    if isinstance(error, NoSessionError):
+        return ErrorAnswer(503, error.uri, [str(error)], retry_after=error.retry_after)
+    if isinstance(error, WampWebError):
+        retry_after = 10.0 if error.http_status == 503 else None
+        return ErrorAnswer(error.http_status, error.uri, [str(error)], retry_after=retry_after)
+    if isinstance(error, InvalidUriError):
+        return ErrorAnswer(400, "wamp.error.invalid_uri", [str(error)])
+    if isinstance(error, ApplicationError):
+        status = WAMP_ERROR_STATUS.get(error.error, 502)
+        if error.error == "wamp.error.no_such_procedure" and rejoined_recently:
+            return ErrorAnswer(
+                503, error.error, list(error.args or ()), error.kwargs or {}, retry_after=1.0
+            )
+        return ErrorAnswer(status, error.error, list(error.args or ()), error.kwargs or {})
+    return ErrorAnswer(
+        500, "wampweb.error.internal", ["wampweb could not serve this request; see its log"]
+    )
+
+
+class JsonErrorRequest(server.Request):
+    """
+    A request whose unexpected failures answer a JSON 500 with no traceback.
+
+    Twisted's default writes an HTML page, with the traceback when
+    ``displayTracebacks`` is on; neither belongs in an API's answer.
+    """
+
+    def processingFailed(self, reason: Failure) -> None:
+        _log.failure("error while serving {uri}", reason, uri=self.uri)
+        if self.startedWriting:
+            self.loseConnection()  # type: ignore[no-untyped-call]
+            return
+        answer = answer_for(_exception_of(reason))
+        body = answer.render(self)
+        self.setHeader(b"content-length", str(len(body)).encode())  # type: ignore[no-untyped-call]
+        self.write(body)  # type: ignore[no-untyped-call]
+        self.finish()  # type: ignore[no-untyped-call]
+
+
+def make_site(resource: IResource) -> server.Site:
+    """A Site that never shows tracebacks and answers unexpected errors in JSON."""
+    site = server.Site(resource, requestFactory=JsonErrorRequest)
+    site.displayTracebacks = False
+    return site
+
+
+class DrainingResource(Resource):
+    """
+    Counts requests in flight so a stopping app can let them finish, and turns
+    new ones away (503, ``Connection: close``) once draining has begun.
+    """
+
+    isLeaf = True
+
+    def __init__(self, inner: IResource, retry_after: float = 2.0) -> None:
+        Resource.__init__(self)
+        self.inner = inner
+        self.retry_after = retry_after
+        self.in_flight = 0
+        self.draining = False
+        self._drained: list[Deferred[None]] = []
+
+    def render(self, request: IRequest) -> bytes | int:
+        if self.draining:
+            request.setHeader(b"connection", b"close")
+            answer = ErrorAnswer(
+                503,
+                "wampweb.error.stopping",
+                ["the application is shutting down"],
+                retry_after=self.retry_after,
+            )
+            return answer.render(request)
+        self.in_flight += 1
+        request.notifyFinish().addBoth(self._finished)  # type: ignore[attr-defined]
+        result: bytes | int = self.inner.render(request)
+        return result
+
+    def _finished(self, _: object) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            waiters, self._drained = self._drained, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def drain(self) -> Deferred[None]:
+        """Stop taking requests; fire once every request in flight has finished."""
+        self.draining = True
+        if self.in_flight == 0:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._drained.append(waiter)
+        return waiter
+
+
+def render_error(request: IRequest, failure: Failure, *, rejoined_recently: bool = False) -> bytes:
+    """A Klein error handler body: log what was unexpected, answer in JSON."""
+    answer = answer_for(_exception_of(failure), rejoined_recently=rejoined_recently)
+    if answer.status == 500:
+        _log.failure("error while serving {uri}", failure, uri=request.uri)
+    return answer.render(request)
+
+
+def _exception_of(failure: Failure) -> BaseException:
+    error = failure.value
+    return error if error is not None else RuntimeError("unknown failure")

@@ -1,0 +1,212 @@
+"""
+Keeping one Autobahn Component connected for as long as the app runs.
+
+Left alone, a Component drifts: its reconnect backoff is never reset when it
+has no ``main`` (delays grow to minutes across router restarts), a router
+GOODBYE with ``wamp.close.normal`` (a session kill) ends it for good, and an
+authentication or realm error is retried silently forever. The supervisor
+resets the backoff once a session has lasted, restarts the Component after a
+normal close, gives up at once (and says why) when the router refuses us, and
+turns on WebSocket auto-ping so a half-open link is noticed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from autobahn.twisted.component import Component
+from autobahn.wamp.exception import ApplicationError
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from wampweb._errors import ComponentFailedError
+from wampweb._sessions import Session, SessionTracker
+
+_log = Logger()
+
+#: Router answers that mean "this will never work with this configuration".
+FATAL_ERRORS = frozenset(
+    {
+        "wamp.error.no_such_realm",
+        "wamp.error.not_authorized",
+        "wamp.error.authorization_failed",
+        "wamp.error.authentication_failed",
+        "wamp.error.no_auth_method",
+        "wamp.error.no_such_role",
+        "wamp.error.no_such_principal",
+    }
+)
+
+#: Auto-ping settings for WebSocket transports that do not choose their own.
+DEFAULT_AUTO_PING = {"auto_ping_interval": 10.0, "auto_ping_timeout": 5.0}
+
+
+def enable_auto_ping(component: Component) -> None:
+    """
+    Turn on WebSocket auto-ping on every transport that did not set it.
+
+    Autobahn's default is no ping, which leaves a half-open TCP link looking
+    alive until the kernel gives up on it, many minutes later.
+    """
+    for transport in component._transports:
+        if transport.type != "websocket":
+            continue
+        options = transport.options
+        if not any(key in options for key in ("auto_ping_interval", "autoPingInterval")):
+            options.update(DEFAULT_AUTO_PING)
+
+
+class ComponentSupervisor(Service):
+    """
+    Runs one named Component as a Twisted service, feeding its session events
+    to a :class:`SessionTracker`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        component: Component,
+        tracker: SessionTracker,
+        reactor: IReactorTime,
+        *,
+        stable_after: float = 10.0,
+        restart_delay: float = 0.5,
+        stop_timeout: float = 5.0,
+        on_failed: Callable[[ComponentFailedError], object] | None = None,
+    ) -> None:
+        self.name = name
+        self.component = component
+        self.tracker = tracker
+        self.reactor = reactor
+        self.stable_after = stable_after
+        self.restart_delay = restart_delay
+        self.stop_timeout = stop_timeout
+        self.on_failed = on_failed
+        self.restarts = 0
+        self._done: Deferred[Any] | None = None
+        self._stopping = False
+        self._fatal_reason: str | None = None
+        self._stable_timer: IDelayedCall | None = None
+        self._restart_timer: IDelayedCall | None = None
+        self._users_is_fatal = component._is_fatal
+        component._is_fatal = self._is_fatal
+        component.on("join", self._joined)
+        component.on("leave", self._left)
+        component.on("disconnect", self._disconnected)
+        enable_auto_ping(component)
+
+    # -- Service ----------------------------------------------------------------
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._stopping = False
+        self._run()
+
+    def stopService(self) -> Deferred[None]:
+        """Leave with a GOODBYE, and wait (bounded) for the Component to end."""
+        Service.stopService(self)
+        self._stopping = True
+        self.tracker.mark_stopped()
+        for timer in (self._stable_timer, self._restart_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        done = self._done
+        if done is None or done.called:
+            return succeed(None)
+        ended: Deferred[None] = Deferred()
+
+        def end(_: object = None) -> None:
+            if not ended.called:
+                ended.callback(None)
+
+        done.addBoth(end)
+        self.component.stop()
+
+        def force() -> None:
+            session = self.component._session
+            if session is not None and session._transport is not None:
+                _log.warn(
+                    "component {name!r} did not leave within {t:g} s; dropping the link",
+                    name=self.name,
+                    t=self.stop_timeout,
+                )
+                session.disconnect()
+            end()
+
+        timer = self.reactor.callLater(self.stop_timeout, force)
+
+        def stop_timer(_: object) -> None:
+            if timer.active():
+                timer.cancel()
+
+        ended.addBoth(stop_timer)
+        return ended
+
+    # -- running and restarting ---------------------------------------------------------
+
+    def _run(self) -> None:
+        self._fatal_reason = None
+        # A Component remembers stop() for ever; clear it so a restart can run.
+        self.component._stopping = False
+        done = self.component.start(self.reactor)
+        self._done = done
+        done.addBoth(self._ended)
+
+    def _ended(self, result: object) -> None:
+        if self._stopping:
+            return
+        if isinstance(result, Failure):
+            reason = self._fatal_reason or str(result.getErrorMessage() or result.type)
+            error = ComponentFailedError(self.tracker.name, reason)
+            _log.error("{error}", error=str(error))
+            self.tracker.mark_failed(error)
+            if self.on_failed is not None:
+                self.on_failed(error)
+            return
+        # The router closed the session normally (a kill, a router-initiated
+        # GOODBYE): Autobahn calls the Component done. We are not done.
+        self.restarts += 1
+        _log.warn(
+            "router ended the session of component {name!r} ({reason}); restarting it",
+            name=self.name,
+            reason=self.tracker.last_leave_reason,
+        )
+        self._reset_backoff()
+        self._restart_timer = self.reactor.callLater(self.restart_delay, self._run)
+
+    def _is_fatal(self, error: Exception) -> bool:
+        if isinstance(error, ApplicationError) and error.error in FATAL_ERRORS:
+            self._fatal_reason = f"the router refused the session: {error.error_message()}"
+            return True
+        if self._users_is_fatal is not None:
+            return bool(self._users_is_fatal(error))
+        return False
+
+    def _reset_backoff(self) -> None:
+        for transport in self.component._transports:
+            transport.reset()
+
+    # -- session events ----------------------------------------------------------------
+
+    def _joined(self, session: Session, details: Any) -> None:
+        self.tracker.on_join(session, details)
+        if self._stable_timer is not None and self._stable_timer.active():
+            self._stable_timer.cancel()
+
+        def still_joined() -> None:
+            if self.tracker.session is session:
+                self._reset_backoff()
+
+        self._stable_timer = self.reactor.callLater(self.stable_after, still_joined)
+
+    def _left(self, session: Session, details: Any) -> None:
+        if self._stable_timer is not None and self._stable_timer.active():
+            self._stable_timer.cancel()
+        self.tracker.on_leave(session, details)
+
+    def _disconnected(self, session: Session, was_clean: bool = False) -> None:
+        self.tracker.on_disconnect(session, was_clean)
