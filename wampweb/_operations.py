@@ -161,6 +161,10 @@ class Operations:
         deadline: float,
         session_wait: float | None,
     ) -> Deferred[Any]:
+        session = self.tracker.session
+        if session is not None and session.is_attached():
+            # The common case, kept free of a Deferred chain of its own.
+            return self._issue(description, session, issue, deadline)
         wait = self.default_session_wait if session_wait is None else session_wait
         got_session = self.tracker.wait_for_session(wait)
         return got_session.addCallback(
@@ -207,8 +211,8 @@ class Operations:
         inner.addBoth(self._deliver, pending)
 
         def expire() -> None:
-            pending.cancel_inner()
             pending.settle(Failure(DeadlineError(self.tracker.name, description, deadline)))
+            pending.cancel_inner()  # after settling, so Autobahn's CancelledError is not the answer
 
         pending.timer = self.reactor.callLater(deadline, expire)
         return answer
