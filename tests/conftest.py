@@ -28,3 +28,7 @@ def logged_failures() -> Iterator[list[LogEvent]]:
         gc.collect()
     finally:
         globalLogPublisher.removeObserver(observe)
+
+
+# The real-router fixtures: `router` (one per session) and `fresh_router` (one per test).
+pytest_plugins = ["tests.router_fixtures"]
