@@ -21,9 +21,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def web(clock: Clock) -> WampWeb:
-    return WampWeb(
-        listen=None, reactor=clock, retry_after=3.0, call_timeout=5.0, drain_timeout=2.0
-    )
+    return WampWeb(listen=None, reactor=clock, retry_after=3.0, call_timeout=5.0, drain_timeout=2.0)
 
 
 @pytest.fixture
@@ -119,6 +117,7 @@ def test_a_call_past_its_deadline_answers_504(
     clock.advance(5.0)
     status, body = answer(fired(served, pending))
     assert status == 504
+    assert body["error"] == "wampweb.error.deadline"
     assert session.of_kind("call")[0].cancelled
 
 

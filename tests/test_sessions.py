@@ -38,7 +38,7 @@ def test_join_adopts_the_session_and_leave_clears_it(tracker: SessionTracker) ->
     assert tracker.session is None
     assert tracker.state is SessionState.GONE
     assert tracker.last_leave_reason == "wamp.close.transport_lost"
-    with pytest.raises(NoSessionError, match="reconnecting after wamp.close.transport_lost"):
+    with pytest.raises(NoSessionError, match=r"reconnecting after wamp\.close\.transport_lost"):
         tracker.session_now()
 
 
@@ -79,9 +79,7 @@ def test_a_detached_session_is_not_handed_out(tracker: SessionTracker) -> None:
         tracker.session_now()
 
 
-def test_waiting_for_a_session_fires_when_one_joins(
-    tracker: SessionTracker, clock: Clock
-) -> None:
+def test_waiting_for_a_session_fires_when_one_joins(tracker: SessionTracker, clock: Clock) -> None:
     waited = tracker.wait_for_session(5.0)
     assert not waited.called
     clock.advance(4.9)
@@ -91,9 +89,7 @@ def test_waiting_for_a_session_fires_when_one_joins(
     assert not clock.getDelayedCalls(), "the wait's timer is cancelled"
 
 
-def test_waiting_for_a_session_gives_up_at_its_bound(
-    tracker: SessionTracker, clock: Clock
-) -> None:
+def test_waiting_for_a_session_gives_up_at_its_bound(tracker: SessionTracker, clock: Clock) -> None:
     waited = tracker.wait_for_session(2.0)
     clock.advance(2.0)
     failure = waited.result

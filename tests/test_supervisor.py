@@ -20,7 +20,12 @@ def clock() -> Clock:
 def supervise(fake: FakeComponent, clock: Clock) -> tuple[ComponentSupervisor, SessionTracker]:
     tracker = SessionTracker("backend", clock)
     supervisor = ComponentSupervisor(
-        "backend", fake, tracker, clock, stable_after=10.0, restart_delay=0.5  # type: ignore[arg-type]
+        "backend",
+        fake,
+        tracker,
+        clock,
+        stable_after=10.0,
+        restart_delay=0.5,  # type: ignore[arg-type]
     )
     supervisor.startService()
     return supervisor, tracker

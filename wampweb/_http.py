@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource, Resource, getChildForRequest
 
 from wampweb._errors import NoSessionError, WampWebError
 
@@ -122,7 +122,9 @@ def make_site(resource: IResource) -> server.Site:
 
 class DrainingResource(Resource):
     """
-    Counts requests in flight so a stopping app can let them finish, and turns
+    The root of a wampweb site: dispatches to mounted resources (the bridge's
+    hot endpoints, which need not pay for Klein's routing) or to the Klein app,
+    counts requests in flight so a stopping app can let them finish, and turns
     new ones away (503, ``Connection: close``) once draining has begun.
     """
 
@@ -134,7 +136,17 @@ class DrainingResource(Resource):
         self.retry_after = retry_after
         self.in_flight = 0
         self.draining = False
+        self.mounts: dict[tuple[bytes, ...], IResource] = {}
         self._drained: list[Deferred[None]] = []
+
+    def mount(self, path: str, resource: IResource) -> None:
+        """Serve ``path`` (and everything below it) with ``resource`` instead of the app."""
+        segments = tuple(s.encode("utf-8") for s in path.strip("/").split("/") if s)
+        if not segments:
+            raise ValueError("cannot mount a resource at the root; use the Klein app for that")
+        if segments in self.mounts:
+            raise ValueError(f"{path!r} is already mounted")
+        self.mounts[segments] = resource
 
     def render(self, request: IRequest) -> bytes | int:
         if self.draining:
@@ -148,8 +160,20 @@ class DrainingResource(Resource):
             return answer.render(request)
         self.in_flight += 1
         request.notifyFinish().addBoth(self._finished)  # type: ignore[attr-defined]
-        result: bytes | int = self.inner.render(request)
+        result: bytes | int = self._target(request).render(request)
         return result
+
+    def _target(self, request: IRequest) -> IResource:
+        postpath: list[bytes] = request.postpath
+        for size in range(len(postpath), 0, -1):
+            mounted = self.mounts.get(tuple(postpath[:size]))
+            if mounted is not None:
+                prepath: list[bytes] = request.prepath
+                prepath.extend(postpath[:size])
+                del postpath[:size]
+                return mounted
+        target: IResource = getChildForRequest(self.inner, request)
+        return target
 
     def _finished(self, _: object) -> None:
         self.in_flight -= 1

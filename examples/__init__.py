@@ -1,0 +1,1 @@
+"""Complete programs using wampweb; each has ``main(reactor, ...)``."""

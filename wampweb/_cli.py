@@ -1,0 +1,306 @@
+"""
+``wampweb``: run the bridge, check a config file, watch a topic.
+
+``wampweb run`` with nothing else starts a real Crossbar.io router as a
+child process, connects to it and serves the HTTP bridge on loopback, so one
+command shows the whole thing working. Everything printed for the user goes
+to stdout; the log goes to stderr through ``twisted.logger``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import attrs
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import (
+    FilteringLogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+
+from wampweb._app import DEFAULT_LISTEN, WampWeb
+from wampweb._bridge import mount_bridge
+from wampweb._build import app_from_config
+from wampweb._errors import ConfigError, WampWebError
+
+_log = Logger()
+
+DEFAULT_REALM = "realm1"
+DEMO_TOPIC = "com.example.hello"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``wampweb`` console script."""
+    parser = _parser()
+    options = parser.parse_args(argv)
+    if options.command is None:
+        parser.print_help()
+        raise SystemExit(2)
+    handler: Callable[[argparse.Namespace], int] = options.handler
+    raise SystemExit(handler(options))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wampweb",
+        description="Put WAMP inside a web application: an HTTP bridge to any WAMP router.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="serve the HTTP bridge (starts a local Crossbar.io router if none is configured)",
+        description=(
+            "Serve the HTTP bridge. With neither --config nor --router, a local "
+            "Crossbar.io router is started as a child process and stopped on exit."
+        ),
+    )
+    run.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    run.add_argument("--router", metavar="URL", help="router URL (ws://... or rs://...)")
+    run.add_argument(
+        "--realm", metavar="REALM", default=None, help=f"realm to join (default {DEFAULT_REALM})"
+    )
+    run.add_argument(
+        "--listen",
+        metavar="ENDPOINT",
+        default=None,
+        help=f"Twisted server endpoint to serve HTTP on (default {DEFAULT_LISTEN})",
+    )
+    run.add_argument(
+        "--app",
+        metavar="MODULE:CALLABLE",
+        help="a function called with the WampWeb app before it starts, to add routes",
+    )
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warn", "error"],
+        help="how much to log on stderr (default info)",
+    )
+    run.set_defaults(handler=_run_command)
+
+    check = commands.add_parser("check-config", help="validate a TOML configuration file")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(handler=_check_config_command)
+
+    tail = commands.add_parser(
+        "tail", help="print the events published to a topic, one JSON line each"
+    )
+    tail.add_argument("topic", metavar="TOPIC")
+    tail.add_argument("--router", metavar="URL", required=True, help="router URL")
+    tail.add_argument("--realm", default=DEFAULT_REALM, help=f"realm (default {DEFAULT_REALM})")
+    tail.add_argument(
+        "--count", type=int, default=0, help="exit after this many events (default: never)"
+    )
+    tail.add_argument("--log-level", default="warn", choices=["debug", "info", "warn", "error"])
+    tail.set_defaults(handler=_tail_command)
+    return parser
+
+
+# -- check-config ----------------------------------------------------------------------
+
+
+def _check_config_command(options: argparse.Namespace) -> int:
+    from wampweb._config import load_config
+
+    try:
+        config = load_config(options.file)
+    except ConfigError as error:
+        sys.stderr.write(f"wampweb: {error}\n")
+        return 1
+    names = ", ".join(sorted(config.components))
+    sys.stdout.write(f"{options.file}: OK ({len(config.components)} component(s): {names})\n")
+    return 0
+
+
+# -- run ------------------------------------------------------------------------------
+
+
+def _run_command(options: argparse.Namespace) -> int:
+    from wampweb._config import WampWebConfig, config_from_flags, load_config
+
+    if options.config and (options.router or options.realm):
+        sys.stderr.write("wampweb: give either --config or --router/--realm, not both\n")
+        return 2
+    if options.realm and not options.router and not options.config:
+        sys.stderr.write("wampweb: --realm needs --router (or put it in --config)\n")
+        return 2
+    config: WampWebConfig | None = None
+    try:
+        if options.config:
+            config = load_config(options.config)
+        elif options.router:
+            config = config_from_flags(
+                options.router, options.realm or DEFAULT_REALM, options.listen
+            )
+        setup = _load_app_factory(options.app) if options.app else None
+    except ConfigError as error:
+        sys.stderr.write(f"wampweb: {error}\n")
+        return 1
+
+    _start_logging(options.log_level, sys.stderr)
+    from twisted.internet import task
+
+    def run(reactor: Any) -> Deferred[None]:
+        return ensureDeferred(_serve(reactor, config, options.listen, setup, sys.stdout))
+
+    try:
+        task.react(run)
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    return 0
+
+
+async def _serve(
+    reactor: Any,
+    config: Any,
+    listen: str | None,
+    setup: Callable[[WampWeb], object] | None,
+    out: TextIO,
+) -> None:
+    from wampweb._config import config_from_flags
+
+    router = None
+    if config is None:
+        from wampweb._router import EmbeddedRouter
+
+        router = EmbeddedRouter(realm=DEFAULT_REALM)
+        _log.info("no router configured: starting a local Crossbar.io router")
+        router.start()
+        reactor.addSystemEventTrigger("after", "shutdown", router.close)
+        try:
+            await router.wait_ready(reactor)
+        except WampWebError:
+            router.close()
+            raise
+        config = config_from_flags(router.url, DEFAULT_REALM, listen)
+    elif listen is not None:
+        config = attrs.evolve(config, server=attrs.evolve(config.server, listen=listen))
+
+    web = app_from_config(config, reactor=reactor)
+    web.add_health_routes()
+    first = "default" if "default" in web.components else next(iter(web.components))
+    mount_bridge(web, first)
+    if setup is not None:
+        setup(web)
+    finished = web.run_until_stopped(reactor)
+    port = await _wait_listening(web, reactor)
+    if port is None:
+        await finished
+        return
+    _print_welcome(out, web, port, router.url if router is not None else None)
+    await finished
+
+
+async def _wait_listening(web: WampWeb, reactor: Any) -> int | None:
+    """The HTTP port once listening, or None if listening failed."""
+    from twisted.internet.task import deferLater
+
+    for _ in range(200):
+        if web.port is not None:
+            return int(getattr(web.port.getHost(), "port", 0))
+        if web.failed.called:
+            return None
+        await deferLater(reactor, 0.01, lambda: None)
+    return None
+
+
+def _print_welcome(out: TextIO, web: WampWeb, port: int, router_url: str | None) -> None:
+    base = f"http://127.0.0.1:{port}"
+    publish_body = json.dumps({"topic": DEMO_TOPIC, "args": ["Hello from HTTP"]})
+    call_body = json.dumps({"procedure": "wamp.session.count"})
+    json_header = "-H 'Content-Type: application/json'"
+    lines = [f"wampweb is serving {base}/"]
+    if router_url is not None:
+        lines.append(f"with a local Crossbar.io router at {router_url} (realm {DEFAULT_REALM}).")
+        lines += [
+            "",
+            "Watch events in another terminal:",
+            f"  wampweb tail {DEMO_TOPIC} --router {router_url}",
+        ]
+    lines += [
+        "",
+        "Try:",
+        f"  curl -s -X POST {base}/publish {json_header} -d {shlex.quote(publish_body)}",
+        f"  curl -s -X POST {base}/call {json_header} -d {shlex.quote(call_body)}",
+        f"  curl -s {base}/ready",
+        "",
+        "Stop with Ctrl-C.",
+    ]
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+def _load_app_factory(spec: str) -> Callable[[WampWeb], object]:
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"--app must look like MODULE:CALLABLE, not {spec!r}", key="--app")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"cannot import {module_name!r}: {error}", key="--app") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise ConfigError(f"{spec!r} is not a callable", key="--app")
+    return factory  # type: ignore[no-any-return]
+
+
+def _start_logging(level: str, stream: TextIO) -> None:
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    observer = FilteringLogObserver(textFileLogObserver(stream), [predicate])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+# -- tail -----------------------------------------------------------------------------
+
+
+def _tail_command(options: argparse.Namespace) -> int:
+    from autobahn.twisted.component import Component
+    from twisted.internet import task
+
+    _start_logging(options.log_level, sys.stderr)
+    out = sys.stdout
+
+    def run(reactor: Any) -> Deferred[None]:
+        done: Deferred[None] = Deferred()
+        received = [0]
+        component = Component(transports=options.router, realm=options.realm)
+
+        def on_event(*args: Any, **kwargs: Any) -> None:
+            out.write(json.dumps({"args": list(args), "kwargs": kwargs}, default=str) + "\n")
+            out.flush()
+            received[0] += 1
+            if options.count and received[0] >= options.count and not done.called:
+                done.callback(None)
+
+        def joined(session: Any, details: Any) -> Any:
+            subscribed = session.subscribe(on_event, options.topic)
+            subscribed.addCallback(
+                lambda _: sys.stderr.write(f"wampweb: listening on {options.topic}\n")
+            )
+            return subscribed
+
+        component.on("join", joined)
+
+        def ended(_: object) -> None:
+            if not done.called:
+                done.callback(None)
+
+        component.start(reactor).addBoth(ended)
+        return done
+
+    try:
+        task.react(run)
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    return 0
