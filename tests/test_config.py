@@ -142,7 +142,7 @@ path = "/publish"
 RETRY_DEFAULTS = {
     "max_retries": -1,
     "initial_retry_delay": 0.5,
-    "max_retry_delay": 5.0,
+    "max_retry_delay": 3.0,
     "retry_delay_growth": 1.5,
     "retry_delay_jitter": 0.1,
 }
