@@ -13,6 +13,7 @@ import argparse
 import importlib
 import json
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -102,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument(
         "--count", type=int, default=0, help="exit after this many events (default: never)"
     )
-    tail.add_argument("--log-level", default="warn", choices=["debug", "info", "warn", "error"])
+    tail.add_argument("--log-level", default="error", choices=["debug", "info", "warn", "error"])
     tail.set_defaults(handler=_tail_command)
     return parser
 
@@ -149,6 +150,9 @@ def _run_command(options: argparse.Namespace) -> int:
         return 1
 
     _start_logging(options.log_level, sys.stderr)
+    # Twisted only takes over SIGINT when it has Python's default handler; a
+    # parent that started us with SIGINT ignored would make Ctrl-C a no-op.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from twisted.internet import task
 
     def run(reactor: Any) -> Deferred[None]:
@@ -269,6 +273,7 @@ def _tail_command(options: argparse.Namespace) -> int:
     from twisted.internet import task
 
     _start_logging(options.log_level, sys.stderr)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     out = sys.stdout
 
     def run(reactor: Any) -> Deferred[None]:
