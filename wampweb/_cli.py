@@ -174,6 +174,13 @@ async def _serve(
 ) -> None:
     from wampweb._config import config_from_flags
 
+    # react() calls us before the reactor runs, and so before Twisted installs
+    # its SIGINT/SIGTERM handlers: announcing "stop with Ctrl-C" before then
+    # would be a lie for a moment.
+    running: Deferred[None] = Deferred()
+    reactor.callWhenRunning(running.callback, None)
+    await running
+
     router = None
     if config is None:
         from wampweb._router import EmbeddedRouter
