@@ -124,15 +124,19 @@ class SessionTracker:
 
     def on_disconnect(self, session: Session, was_clean: bool = False) -> None:
         """A transport loss without a leave (or after one) ends the session too."""
-        self._lose(session, "wamp.close.transport_lost", None)
+        self._lose(session, None, None)
 
-    def _lose(self, session: Session, reason: str, message: str | None) -> None:
+    def _lose(self, session: Session, reason: str | None, message: str | None) -> None:
         if session is not self._session:
-            # A late event from a session we already dropped, or one that never
-            # joined (an ABORT during the handshake).
-            self.last_leave_reason = reason
-            self.last_leave_message = message
+            # A late event from a session already dropped, or from one that
+            # never joined (an ABORT during the handshake). A leave's reason is
+            # news (Autobahn may fire it after the disconnect); a disconnect
+            # after a leave is not.
+            if reason is not None:
+                self.last_leave_reason = reason
+                self.last_leave_message = message
             return
+        reason = reason or "wamp.close.transport_lost"
         self._session = None
         self.leave_count += 1
         self.last_leave_reason = reason
