@@ -20,3 +20,14 @@ web = WampWeb(listen=listen)
 web.add_component("default", Component(transports=router_url, realm="realm1"))
 web.add_health_routes()
 web.setServiceParent(application)
+
+
+def _give_up(error):
+    # A Component refused by the router (realm, authentication) will not come
+    # back by retrying: stop, so the process supervisor sees a failed service.
+    from twisted.internet import reactor
+
+    reactor.stop()
+
+
+web.failed.addBoth(_give_up)

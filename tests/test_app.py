@@ -277,3 +277,23 @@ def test_two_components_are_independent(web: WampWeb) -> None:
         web["c"]
     with pytest.raises(ValueError, match="already managed"):
         web.add_component("a", FakeComponent())
+
+
+def test_a_retry_for_an_old_session_does_not_touch_the_new_one(
+    web: WampWeb, fake: FakeComponent, clock: Clock
+) -> None:
+    backend = web.add_component("backend", fake)
+    backend.register("com.myapp.add")(lambda a, b: a + b)
+    web.startService()
+    old = FakeSession(auto_answer=False)
+    fake.join(old)
+    old.of_kind("register")[0].answer.errback(
+        ApplicationError("wamp.error.procedure_already_exists")
+    )
+    fake.leave()
+    fake.join()  # registers at once and is ready
+    assert backend.state is SessionState.READY
+    clock.advance(0.5)  # the old session's retry comes due
+    assert old.of_kind("register")[1:] == []
+    assert backend.status()["missing"] == {}
+    assert backend.state is SessionState.READY

@@ -172,3 +172,32 @@ def test_operations_on_an_old_session_do_not_fail_with_the_new_one(
     assert ops.in_flight == 1
     newer.of_kind("call")[0].answer.callback("ok")
     assert second.result == "ok"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"exclude": "x"}, "'exclude' must be a list of session IDs"),
+        ({"exclude": [True]}, "'exclude' must be a list of session IDs"),
+        ({"eligible_authid": [1]}, "'eligible_authid' must be a list of strings"),
+        ({"exclude_me": "yes"}, "'exclude_me' must be a boolean"),
+        ({"forward_for": [{"session": 1}]}, "'forward_for' must be a list of"),
+        ({"acknowledge": False}, "unknown publish option 'acknowledge'"),
+    ],
+)
+def test_publish_options_of_the_wrong_type_are_a_bad_request(
+    ops: Operations, session: FakeSession, options: dict, message: str
+) -> None:
+    with pytest.raises(BadRequestError, match=message):
+        ops.publish("com.example.topic", options=options)
+    assert session.records == []
+
+
+def test_call_options_the_client_may_not_set_are_refused_with_a_reason(
+    ops: Operations, session: FakeSession
+) -> None:
+    with pytest.raises(BadRequestError, match="progressive results are not supported"):
+        ops.call("com.example.f", options={"receive_progress": True})
+    with pytest.raises(BadRequestError, match="role configuration"):
+        ops.call("com.example.f", options={"disclose_me": True})
+    assert session.records == []

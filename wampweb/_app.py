@@ -31,7 +31,7 @@ from twisted.web.server import Site
 
 from wampweb._declarations import Declarations
 from wampweb._errors import ComponentFailedError, WampWebError
-from wampweb._http import DrainingResource, make_site, render_error
+from wampweb._http import DrainingResource, make_site, render_error, retry_after_value
 from wampweb._operations import Operations
 from wampweb._sessions import Session, SessionState, SessionTracker
 from wampweb._supervisor import ComponentSupervisor
@@ -114,10 +114,12 @@ class ManagedComponent:
 
     @property
     def state(self) -> SessionState:
+        """Where this Component's session stands (see :class:`~wampweb.SessionState`)."""
         return self.tracker.state
 
     @property
     def ready(self) -> bool:
+        """Joined, and every declared registration and subscription is in place."""
         return self.tracker.state is SessionState.READY
 
     def session_now(self) -> Session:
@@ -309,6 +311,7 @@ class WampWeb(MultiService):
         self._draining.mount(path, resource)
 
     def site(self) -> Site:
+        """The Site the listener serves: JSON errors, never a traceback."""
         if self._site is None:
             self._site = make_site(self._draining)
         return self._site
@@ -327,7 +330,7 @@ class WampWeb(MultiService):
         def ready_route(request: IRequest) -> bytes:
             all_ready = all(c.ready for c in self.components.values())
             if not all_ready:
-                request.setHeader(b"retry-after", str(int(self.retry_after) or 1).encode())
+                request.setHeader(b"retry-after", retry_after_value(self.retry_after))
             return self._status_body(request, 200 if all_ready else 503)
 
     def _status_body(self, request: IRequest, status: int) -> bytes:
@@ -348,6 +351,7 @@ class WampWeb(MultiService):
     # -- lifecycle -------------------------------------------------------------------------
 
     def startService(self) -> None:
+        """Start every Component, then listen (when ``listen`` is set)."""
         self._draining.draining = False
         MultiService.startService(self)
         if self.listen is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shlex
 import signal
 import sys
@@ -28,6 +29,7 @@ from twisted.logger import (
     globalLogBeginner,
     textFileLogObserver,
 )
+from twisted.python.failure import Failure
 
 from wampweb._app import DEFAULT_LISTEN, WampWeb
 from wampweb._bridge import mount_bridge
@@ -256,6 +258,9 @@ def _load_app_factory(spec: str) -> Callable[[WampWeb], object]:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ConfigError(f"--app must look like MODULE:CALLABLE, not {spec!r}", key="--app")
+    # As `python -m` does: the app's module usually sits in the current folder.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
@@ -292,8 +297,8 @@ def _tail_command(options: argparse.Namespace) -> int:
             out.write(json.dumps({"args": list(args), "kwargs": kwargs}, default=str) + "\n")
             out.flush()
             received[0] += 1
-            if options.count and received[0] >= options.count and not done.called:
-                done.callback(None)
+            if options.count and received[0] == options.count:
+                component.stop()  # leave with a GOODBYE; the Component then ends
 
         def joined(session: Any, details: Any) -> Any:
             subscribed = session.subscribe(on_event, options.topic)
@@ -304,9 +309,14 @@ def _tail_command(options: argparse.Namespace) -> int:
 
         component.on("join", joined)
 
-        def ended(_: object) -> None:
-            if not done.called:
-                done.callback(None)
+        def ended(result: object) -> None:
+            if done.called:
+                return
+            if isinstance(result, Failure):
+                sys.stderr.write(f"wampweb: {result.getErrorMessage()}\n")
+                done.errback(SystemExit(1))  # react() exits with this code
+                return
+            done.callback(None)
 
         component.start(reactor).addBoth(ended)
         return done

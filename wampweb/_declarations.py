@@ -116,18 +116,26 @@ class Declarations:
             self.tracker.mark_ready(session)
 
     def _apply_one(self, session: Session, item: Declaration, attempt: int = 1) -> Deferred[None]:
+        # Every step checks that ``session`` is still the current one: after a
+        # fast rejoin, answers and retries for the old session must not touch
+        # the new session's bookkeeping.
+        def current() -> bool:
+            return session is self.tracker.session
+
         def succeeded(_: object) -> None:
-            self.missing.pop(item.describe(), None)
+            if current():
+                self.missing.pop(item.describe(), None)
+
+        def retry(_: object) -> Deferred[None] | None:
+            return self._apply_one(session, item, attempt + 1) if current() else None
 
         def failed(failure: Failure) -> Deferred[None] | None:
-            if session is not self.tracker.session:
+            if not current():
                 return None  # the session is gone; the next join starts over
             error = failure.value
             uri = error.error if isinstance(error, ApplicationError) else None
             if uri in _RETRYABLE and attempt < self.attempts:
-                return deferLater(self.reactor, self.retry_delay, lambda: None).addCallback(
-                    lambda _: self._apply_one(session, item, attempt + 1)
-                )
+                return deferLater(self.reactor, self.retry_delay, lambda: None).addCallback(retry)
             reason = uri or repr(error)
             self.missing[item.describe()] = reason
             _log.error(

@@ -60,11 +60,16 @@ class ErrorAnswer:
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
         if self.retry_after is not None:
-            request.setHeader(b"retry-after", str(max(1, math.ceil(self.retry_after))).encode())
+            request.setHeader(b"retry-after", retry_after_value(self.retry_after))
 
     def render(self, request: IRequest) -> bytes:
         self.write_headers(request)
         return self.body()
+
+
+def retry_after_value(seconds: float) -> bytes:
+    """``Retry-After`` takes whole seconds; round up, and never say 0 (a tight loop)."""
+    return str(max(1, math.ceil(seconds))).encode()
 
 
 def answer_for(error: BaseException, *, rejoined_recently: bool = False) -> ErrorAnswer:
@@ -77,8 +82,8 @@ def answer_for(error: BaseException, *, rejoined_recently: bool = False) -> Erro
     if isinstance(error, NoSessionError):
         return ErrorAnswer(503, error.uri, [str(error)], retry_after=error.retry_after)
     if isinstance(error, WampWebError):
-        retry_after = 10.0 if error.http_status == 503 else None
-        return ErrorAnswer(error.http_status, error.uri, [str(error)], retry_after=retry_after)
+        # A ComponentFailedError is a 503 without Retry-After: retrying will not help.
+        return ErrorAnswer(error.http_status, error.uri, [str(error)])
     if isinstance(error, InvalidUriError):
         return ErrorAnswer(400, "wamp.error.invalid_uri", [str(error)])
     if isinstance(error, ApplicationError):

@@ -16,31 +16,16 @@ from typing import Any
 
 import attrs
 from autobahn.wamp.exception import TransportLost
-from autobahn.wamp.types import CallOptions, PublishOptions
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wampweb._errors import BadRequestError, DeadlineError, NoSessionError, SessionLostError
+from wampweb._options import call_options, publish_options
 from wampweb._sessions import Session, SessionTracker
 
 _log = Logger()
-
-#: Publish options an HTTP client may set; everything else is wampweb's to decide.
-PUBLISH_OPTION_NAMES = frozenset(
-    {
-        "exclude_me",
-        "exclude",
-        "exclude_authid",
-        "exclude_authrole",
-        "eligible",
-        "eligible_authid",
-        "eligible_authrole",
-        "retain",
-        "forward_for",
-    }
-)
 
 
 @attrs.define(eq=False)
@@ -119,10 +104,10 @@ class Operations:
         """
         kw = _check_payload(args, kwargs)
         deadline = self.default_timeout if timeout is None else timeout
-        call_options = CallOptions(**dict(options or {}))
+        checked_options = call_options(options)
 
         def issue(session: Session) -> Any:
-            return session.call(procedure, *args, options=call_options, **kw)
+            return session.call(procedure, *args, options=checked_options, **kw)
 
         return self._run(f"call {procedure!r}", issue, deadline, session_wait)
 
@@ -143,14 +128,11 @@ class Operations:
         publish is indistinguishable from a delivered one.
         """
         kw = _check_payload(args, kwargs)
-        unknown = set(options or {}) - PUBLISH_OPTION_NAMES
-        if unknown:
-            raise BadRequestError(f"unknown publish option(s): {', '.join(sorted(unknown))}")
-        publish_options = PublishOptions(acknowledge=True, **dict(options or {}))
+        checked_options = publish_options(options)
         deadline = self.default_timeout if timeout is None else timeout
 
         def issue(session: Session) -> Any:
-            return session.publish(topic, *args, options=publish_options, **kw)
+            return session.publish(topic, *args, options=checked_options, **kw)
 
         return self._run(f"publish to {topic!r}", issue, deadline, session_wait)
 

@@ -161,6 +161,7 @@ class SessionTracker:
             waiter.errback(error)
 
     def mark_stopped(self) -> None:
+        """The app is stopping: waiters get their 503 now instead of at their bound."""
         self.state = SessionState.STOPPED
         error = NoSessionError(self.name, self.retry_after, "the application is stopping")
         waiters, self._waiters = self._waiters, []
