@@ -119,18 +119,19 @@ def test_wampweb_run_alone_serves_the_bridge_with_its_own_router(
     tail_line = next(line for line in lines if "wampweb tail" in line)
     router_url = tail_line.split("--router ")[1].strip()
     curls = [line.strip() for line in lines if line.strip().startswith("curl ")]
-    assert len(curls) == 3
+    assert len(curls) == 4
 
     tail_args = shlex.split(tail_line.strip())[1:]
     tail = Running(*tail_args, "--count", "1")
     running.append(tail)
     tail.read_until("listening on", stream="stderr")
 
-    publish, call, ready = (
+    publish, call, webhook, ready = (
         subprocess.run(shlex.split(c), capture_output=True, text=True) for c in curls
     )
     assert json.loads(publish.stdout).keys() == {"id"}
     assert json.loads(call.stdout)["args"][0] >= 1
+    assert webhook.stdout == "OK"
     assert json.loads(ready.stdout)["components"]["default"]["state"] == "ready"
 
     event = json.loads(tail.read_until("Hello from HTTP", timeout=10)[-1])

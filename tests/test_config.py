@@ -135,7 +135,7 @@ authid = "svc"
 privkey = { file = "keys/svc.key" }
 
 [[bridge]]
-kind = "publisher"
+type = "publisher"
 path = "/publish"
 """
 
@@ -234,7 +234,8 @@ def test_a_full_sample_file_becomes_component_arguments(
             }
         ],
     }
-    assert sample.raw_bridge == ({"kind": "publisher", "path": "/publish"},)
+    (mount,) = sample.bridge
+    assert (mount.kind.value, mount.path, mount.component) == ("publisher", "/publish", "default")
     assert sample.source == str(tmp_path / "wampweb.toml")
 
 

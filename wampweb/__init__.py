@@ -6,7 +6,13 @@ survive router restarts, and HTTP answers that never hang.
 """
 
 from wampweb._app import DEFAULT_LISTEN, ManagedComponent, WampWeb
-from wampweb._bridge import CallerResource, PublisherResource, mount_bridge
+from wampweb._bridge import (
+    BridgeKind,
+    BridgeMode,
+    BridgeResource,
+    BridgeSettings,
+    mount_bridge,
+)
 from wampweb._build import app_from_config
 from wampweb._config import (
     ComponentConfig,
@@ -34,7 +40,10 @@ from wampweb._sessions import Session, SessionState, SessionTracker
 __all__ = [
     "DEFAULT_LISTEN",
     "BadRequestError",
-    "CallerResource",
+    "BridgeKind",
+    "BridgeMode",
+    "BridgeResource",
+    "BridgeSettings",
     "ComponentConfig",
     "ComponentFailedError",
     "ConfigError",
@@ -44,7 +53,6 @@ __all__ = [
     "ManagedComponent",
     "NoSessionError",
     "Operations",
-    "PublisherResource",
     "RouterStartError",
     "ServerConfig",
     "Session",

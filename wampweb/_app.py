@@ -310,6 +310,14 @@ class WampWeb(MultiService):
         """
         self._draining.mount(path, resource)
 
+    @property
+    def mounts(self) -> dict[str, IResource]:
+        """The mounted resources by path, in the order they were mounted."""
+        return {
+            "/" + "/".join(s.decode() for s in segments): resource
+            for segments, resource in self._draining.mounts.items()
+        }
+
     def site(self) -> Site:
         """The Site the listener serves: JSON errors, never a traceback."""
         if self._site is None:

@@ -32,7 +32,7 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 
 from wampweb._app import DEFAULT_LISTEN, WampWeb
-from wampweb._bridge import mount_bridge
+from wampweb._bridge import BridgeKind, mount_bridge
 from wampweb._build import app_from_config
 from wampweb._errors import ConfigError, WampWebError
 
@@ -107,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("--log-level", default="error", choices=["debug", "info", "warn", "error"])
     tail.set_defaults(handler=_tail_command)
+
+    from wampweb._signing_cli import register_commands
+
+    register_commands(commands)
     return parser
 
 
@@ -202,8 +206,10 @@ async def _serve(
 
     web = app_from_config(config, reactor=reactor)
     web.add_health_routes()
-    first = "default" if "default" in web.components else next(iter(web.components))
-    mount_bridge(web, first)
+    if not config.bridge:
+        # No [[bridge]] tables: Crossbar-compatible publisher, caller and webhook.
+        first = "default" if "default" in web.components else next(iter(web.components))
+        mount_bridge(web, first)
     if setup is not None:
         setup(web)
     finished = web.run_until_stopped(reactor)
@@ -230,9 +236,6 @@ async def _wait_listening(web: WampWeb, reactor: Any) -> int | None:
 
 def _print_welcome(out: TextIO, web: WampWeb, port: int, router_url: str | None) -> None:
     base = f"http://127.0.0.1:{port}"
-    publish_body = json.dumps({"topic": DEMO_TOPIC, "args": ["Hello from HTTP"]})
-    call_body = json.dumps({"procedure": "wamp.session.count"})
-    json_header = "-H 'Content-Type: application/json'"
     lines = [f"wampweb is serving {base}/"]
     if router_url is not None:
         lines.append(f"with a local Crossbar.io router at {router_url} (realm {DEFAULT_REALM}).")
@@ -241,17 +244,24 @@ def _print_welcome(out: TextIO, web: WampWeb, port: int, router_url: str | None)
             "Watch events in another terminal:",
             f"  wampweb tail {DEMO_TOPIC} --router {router_url}",
         ]
-    lines += [
-        "",
-        "Try:",
-        f"  curl -s -X POST {base}/publish {json_header} -d {shlex.quote(publish_body)}",
-        f"  curl -s -X POST {base}/call {json_header} -d {shlex.quote(call_body)}",
-        f"  curl -s {base}/ready",
-        "",
-        "Stop with Ctrl-C.",
-    ]
+    lines += ["", "Try:"]
+    lines += [f"  {_curl_line(base, path, resource)}" for path, resource in web.mounts.items()]
+    lines += [f"  curl -s {base}/ready", "", "Stop with Ctrl-C."]
     out.write("\n".join(lines) + "\n")
     out.flush()
+
+
+def _curl_line(base: str, path: str, resource: object) -> str:
+    """A request that works against a freshly started, unsigned mount."""
+    url = f"{base}{path}"
+    kind = getattr(getattr(resource, "settings", None), "kind", None)
+    if kind is BridgeKind.WEBHOOK:
+        return f"curl -s -X POST {url} -d 'any text, e.g. a webhook payload'"
+    if kind is BridgeKind.CALLER:
+        body = json.dumps({"procedure": "wamp.session.count"})
+    else:
+        body = json.dumps({"topic": DEMO_TOPIC, "args": ["Hello from HTTP"]})
+    return f"curl -s -X POST {url} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
 
 
 def _load_app_factory(spec: str) -> Callable[[WampWeb], object]:

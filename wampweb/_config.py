@@ -30,6 +30,7 @@ from twisted.internet.testing import MemoryReactorClock
 
 from wampweb._app import DEFAULT_LISTEN
 from wampweb._config_auth import authenticator_kwargs, parse_authentication
+from wampweb._config_bridge import MountConfig, parse_bridge
 from wampweb._config_read import Table, Where, describe, freeze, key_part, thaw
 from wampweb._config_transport import TransportConfig, parse_transport, transport_from_url
 from wampweb._errors import ConfigError
@@ -96,14 +97,15 @@ class ComponentConfig:
 @attrs.frozen
 class WampWebConfig:
     """
-    The whole configuration. ``raw_bridge`` keeps the ``bridge`` tables as
-    read (read-only, unvalidated) for the bridge layer to interpret.
+    The whole configuration: the HTTP server, the named Components, and the
+    bridge endpoints mounted for them (empty: ``wampweb run`` mounts its
+    defaults).
     """
 
     server: ServerConfig
     components: Mapping[str, ComponentConfig]
     source: str
-    raw_bridge: tuple[Mapping[str, Any], ...] = ()
+    bridge: tuple[MountConfig, ...] = ()
 
 
 def load_config(path: str | os.PathLike[str]) -> WampWebConfig:
@@ -136,13 +138,12 @@ def parse_config(
     components = root.table("components")
     if components is None or not components.data:
         raise root.error("components", "configure at least one component")
+    parsed = MappingProxyType({name: _parse_component(name, components) for name in components})
     return WampWebConfig(
         server=ServerConfig() if server is None else _parse_server(server),
-        components=MappingProxyType(
-            {name: _parse_component(name, components) for name in components}
-        ),
+        components=parsed,
         source=source,
-        raw_bridge=_raw_bridge(root),
+        bridge=_parse_bridge(root, list(parsed)),
     )
 
 
@@ -275,7 +276,7 @@ def _build_factory(transport: Mapping[str, Any]) -> None:
     factory.setProtocolOptions(**transport["options"])
 
 
-def _raw_bridge(root: Table) -> tuple[Mapping[str, Any], ...]:
+def _parse_bridge(root: Table, components: list[str]) -> tuple[MountConfig, ...]:
     if "bridge" not in root:
         return ()
     value = root.data["bridge"]
@@ -285,4 +286,4 @@ def _raw_bridge(root: Table) -> tuple[Mapping[str, Any], ...]:
         if not isinstance(entry, Mapping):
             at = where.item(index) if isinstance(value, list) else where
             raise at.error(f"expected a table or an array of tables, got {describe(entry)}")
-    return tuple(freeze(entry, where) for entry in entries)
+    return parse_bridge(entries, where, components, is_list=isinstance(value, list))

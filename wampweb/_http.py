@@ -25,6 +25,7 @@ from twisted.web import server
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource, getChildForRequest
 
+from wampweb._bodylimit import LimitedRequest
 from wampweb._errors import NoSessionError, WampWebError
 
 _log = Logger()
@@ -98,7 +99,7 @@ def answer_for(error: BaseException, *, rejoined_recently: bool = False) -> Erro
     )
 
 
-class JsonErrorRequest(server.Request):
+class JsonErrorRequest(LimitedRequest):
     """
     A request whose unexpected failures answer a JSON 500 with no traceback.
 
@@ -142,6 +143,7 @@ class DrainingResource(Resource):
         self.in_flight = 0
         self.draining = False
         self.mounts: dict[tuple[bytes, ...], IResource] = {}
+        self._deepest = 0
         self._drained: list[Deferred[None]] = []
 
     def mount(self, path: str, resource: IResource) -> None:
@@ -152,6 +154,7 @@ class DrainingResource(Resource):
         if segments in self.mounts:
             raise ValueError(f"{path!r} is already mounted")
         self.mounts[segments] = resource
+        self._deepest = max(self._deepest, len(segments))
 
     def render(self, request: IRequest) -> bytes | int:
         if self.draining:
