@@ -22,7 +22,7 @@ from wampweb._access import (
     check_tls,
     parse_networks,
 )
-from wampweb._denial import Denial
+from wampweb._denial import DeniedError
 
 
 class FakeRequest:
@@ -224,7 +224,7 @@ def test_a_key_may_do_what_its_patterns_allow() -> None:
 
 def test_a_refusal_is_a_403_in_both_faces_naming_key_action_and_uri() -> None:
     permissions = Permissions(publish=(UriPattern("com.app.", "prefix"),))
-    with pytest.raises(Denial) as raised:
+    with pytest.raises(DeniedError) as raised:
         permissions.check("call", "com.app.delete_all", key="frontend")
     denial = raised.value
     assert (denial.status, denial.rest_status, denial.uri) == (403, 403, FORBIDDEN)
@@ -232,7 +232,7 @@ def test_a_refusal_is_a_403_in_both_faces_naming_key_action_and_uri() -> None:
 
 
 def test_a_refusal_without_a_key_says_unsigned() -> None:
-    with pytest.raises(Denial, match=r"unsigned requests may not publish to 'com\.x'"):
+    with pytest.raises(DeniedError, match=r"unsigned requests may not publish to 'com\.x'"):
         Permissions().check("publish", "com.x")
 
 
@@ -299,7 +299,7 @@ def test_the_allow_list_lets_in_members_and_denies_others_with_crossbars_ar466()
     allow = IpAllowList(parse_networks(["10.0.0.0/8", "2001:db8::/32"]))
     allow.check(IPv4Address("10.1.2.3"))
     allow.check(IPv6Address("2001:db8::5"))
-    with pytest.raises(Denial) as raised:
+    with pytest.raises(DeniedError) as raised:
         allow.check(IPv4Address("192.0.2.1"))
     denial = raised.value
     assert denial.message == "Request denied based on IP address."
@@ -315,7 +315,7 @@ def test_an_ipv4_client_on_a_dual_stack_listener_matches_ipv4_networks() -> None
 
 
 def test_an_unknown_client_address_is_denied() -> None:
-    with pytest.raises(Denial):
+    with pytest.raises(DeniedError):
         IpAllowList(parse_networks(["0.0.0.0/0"])).check(None)
 
 
@@ -326,7 +326,7 @@ def test_an_empty_allow_list_is_refused_rather_than_denying_everyone() -> None:
 
 def test_require_tls_refuses_plain_http_with_crossbars_ar400() -> None:
     check_tls(True)
-    with pytest.raises(Denial) as raised:
+    with pytest.raises(DeniedError) as raised:
         check_tls(False)
     denial = raised.value
     assert denial.message == "Malformed request to the REST bridge."

@@ -197,7 +197,8 @@ def test_the_body_limit_is_inclusive() -> None:
     assert error_of(answer) == (
         f"Request too long. ({len(body)} is longer than accepted {len(body) - 1})"
     )
-    assert over.session is not None and over.session.records == []
+    assert over.session is not None
+    assert over.session.records == []
 
 
 def test_a_signed_request_passes_with_the_spec_test_vector() -> None:
@@ -291,7 +292,8 @@ def test_bodies_crossbar_refuses_are_refused_with_its_words(body: bytes, message
     bridge.join()
     status, answer, _ = bridge.send(body)
     assert (status, error_of(answer)) == (400, message)
-    assert bridge.session is not None and bridge.session.records == []
+    assert bridge.session is not None
+    assert bridge.session.records == []
 
 
 @pytest.mark.parametrize(
@@ -314,7 +316,8 @@ def test_bodies_that_would_hurt_the_router_are_a_400_and_send_nothing(body: byte
     status, answer, _ = bridge.send(body)
     assert status == 400, answer
     assert error_of(answer)
-    assert bridge.session is not None and bridge.session.records == []
+    assert bridge.session is not None
+    assert bridge.session.records == []
 
 
 def test_unknown_publish_options_are_ignored_in_crossbar_mode_and_refused_in_rest_mode() -> None:
@@ -444,7 +447,7 @@ def test_rest_mode_refuses_bad_call_options(
 def test_a_webhook_publishes_headers_and_body_and_answers_202() -> None:
     bridge = Bridge(BridgeKind.WEBHOOK, topic="com.example.hook")
     session = bridge.join()
-    status, body, headers = bridge.send(
+    status, body, _headers = bridge.send(
         "anything at all", headers={"Content-Type": "text/plain", "X-Thing": "1"}
     )
     assert (status, body) == (202, "OK")
@@ -497,7 +500,7 @@ def test_a_client_over_its_rate_limit_gets_429_with_retry_after() -> None:
     bridge = Bridge(rate_limiter=RateLimiter(1.0, 2, Clock()))
     bridge.join()
     assert [bridge.send({"topic": "a.b"})[0] for _ in range(2)] == [200, 200]
-    status, body, headers = bridge.send({"topic": "a.b"})
+    status, _body, headers = bridge.send({"topic": "a.b"})
     assert status == 429
     assert headers.getRawHeaders("retry-after") == ["1"]
 

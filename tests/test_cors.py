@@ -6,7 +6,7 @@ import pytest
 
 from tests.test_access import FakeRequest
 from wampweb._access import FORBIDDEN, CorsPolicy, set_common_headers
-from wampweb._denial import Denial
+from wampweb._denial import DeniedError
 
 APP = "https://app.example.com"
 
@@ -134,7 +134,7 @@ def test_star_with_credentials_is_refused() -> None:
 
 
 def test_a_request_from_a_disallowed_origin_is_refused_before_it_acts() -> None:
-    with pytest.raises(Denial) as raised:
+    with pytest.raises(DeniedError) as raised:
         CorsPolicy.allow([APP]).check_origin(
             FakeRequest(headers={"Origin": ["https://evil.example"]})
         )
@@ -173,7 +173,7 @@ def test_a_malformed_request_headers_list_is_not_echoed_by_an_allow_list() -> No
 
 def test_a_preflight_from_a_disallowed_origin_is_a_403() -> None:
     request = FakeRequest(headers={"Origin": ["https://evil.example"]})
-    with pytest.raises(Denial) as raised:
+    with pytest.raises(DeniedError) as raised:
         CorsPolicy.allow([APP]).preflight(request)
     assert (raised.value.status, raised.value.rest_status) == (403, 403)
     assert cors_headers(request) == {}

@@ -18,7 +18,7 @@ from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSeri
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from wampweb._denial import Denial
+from wampweb._denial import DeniedError
 from wampweb._jsonbody import (
     INT_MAX,
     INT_MIN,
@@ -35,18 +35,18 @@ from wampweb._jsonbody import (
 SERIALIZERS = [JsonSerializer(), MsgPackSerializer(), CBORSerializer()]
 
 
-def refusal(raw: bytes, required: str = "topic", **kwargs: Any) -> Denial:
-    with pytest.raises(Denial) as caught:
+def refusal(raw: bytes, required: str = "topic", **kwargs: Any) -> DeniedError:
+    with pytest.raises(DeniedError) as caught:
         parse_body(raw, required, **kwargs)
     assert caught.value.status == 400
     assert caught.value.rest_status == 400
     return caught.value
 
 
-def outcome(raw: bytes, required: str = "topic", **kwargs: Any) -> Payload | Denial:
+def outcome(raw: bytes, required: str = "topic", **kwargs: Any) -> Payload | DeniedError:
     try:
         return parse_body(raw, required, **kwargs)
-    except Denial as denial:
+    except DeniedError as denial:
         return denial
 
 
@@ -124,7 +124,7 @@ def test_decode_utf8_is_crossbars_first_check_alone() -> None:
     assert decode_utf8("Grüße, 世界 😀".encode()) == "Grüße, 世界 😀"
     assert decode_utf8(b"") == ""
     for raw in [b"\xc3", b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]:
-        with pytest.raises(Denial) as caught:
+        with pytest.raises(DeniedError) as caught:
             decode_utf8(raw)
         assert (caught.value.message, caught.value.status) == (NOT_UTF8, 400)
 
@@ -533,7 +533,7 @@ def test_the_depth_comes_before_json_as_nothing_too_deep_is_parsed() -> None:
 )
 def test_a_megabyte_of_nesting_is_answered_within_a_bound(raw: bytes) -> None:
     started = time.perf_counter()
-    with pytest.raises(Denial):
+    with pytest.raises(DeniedError):
         parse_body(raw, "topic")
     assert time.perf_counter() - started < 1.0  # in practice a few milliseconds
 
@@ -573,7 +573,7 @@ def reference_depth_offset(raw: bytes, limit: int) -> int | None:
 def test_the_depth_scan_agrees_with_a_byte_by_byte_one(raw: bytes, limit: int) -> None:
     offset = reference_depth_offset(raw, limit)
     result = outcome(raw, max_depth=limit)
-    assert isinstance(result, Denial)  # none of these is a publish body
+    assert isinstance(result, DeniedError)  # none of these is a publish body
     deep = f"more than {limit} deep (at byte offset {offset})."
     assert result.message.endswith(deep) == (offset is not None)
 
@@ -583,7 +583,7 @@ def test_the_depth_scan_agrees_with_a_byte_by_byte_one(raw: bytes, limit: int) -
 
 def test_check_payload_value_names_places_under_the_given_path() -> None:
     check_payload_value({"a": [1, "b", None, True, 2.5, b"bytes", (1, 2)]}, "kwargs")
-    with pytest.raises(Denial) as caught:
+    with pytest.raises(DeniedError) as caught:
         check_payload_value({"a": [1, {"b c": 2**64}]}, "args[2]")
     assert caught.value.message.startswith('Integer at args[2].a[1]["b c"] is out of range')
 
@@ -608,7 +608,7 @@ def test_check_payload_value_names_places_under_the_given_path() -> None:
     ],
 )
 def test_check_payload_value_refuses_what_json_cannot_say(value: Any, expected: str) -> None:
-    with pytest.raises(Denial) as caught:
+    with pytest.raises(DeniedError) as caught:
         check_payload_value(value, "x")
     assert caught.value.message == expected
 
@@ -616,7 +616,7 @@ def test_check_payload_value_refuses_what_json_cannot_say(value: Any, expected: 
 def test_check_payload_value_ends_a_cycle_at_the_depth_limit() -> None:
     cycle: list[Any] = []
     cycle.append(cycle)
-    with pytest.raises(Denial) as caught:
+    with pytest.raises(DeniedError) as caught:
         check_payload_value(cycle, "args", max_depth=3)
     assert (
         caught.value.message == "Value at args[0][0][0] nests arrays and objects more than 3 deep."
@@ -723,11 +723,11 @@ def test_a_value_is_passed_unchanged_or_refused_and_what_passes_every_serializer
         # What the body says, as plain json reads it (an escaped pair is one character).
         meant = json.loads(raw.decode("utf-8"))["args"][0]
     except UnicodeDecodeError:
-        assert isinstance(result, Denial)
+        assert isinstance(result, DeniedError)
         assert result.message == NOT_UTF8
         return
     if not carried(meant):
-        assert isinstance(result, Denial)
+        assert isinstance(result, DeniedError)
         assert result.status == 400
         return
     assert isinstance(result, Payload)

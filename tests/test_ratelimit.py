@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
 from wampweb._access import RATE_LIMITED, RateLimiter, rate_limit_identity
-from wampweb._denial import Denial
+from wampweb._denial import DeniedError
 
 
-def refusal(limiter: RateLimiter, identity: str) -> Denial:
-    with pytest.raises(Denial) as raised:
+def refusal(limiter: RateLimiter, identity: str) -> DeniedError:
+    with pytest.raises(DeniedError) as raised:
         limiter.take(identity)
     return raised.value
 
@@ -137,7 +137,7 @@ def test_the_table_never_outgrows_its_bound(steps: list[tuple[int, float]]) -> N
         clock.advance(pause)
         try:
             limiter.take(f"ip:{client}")
-        except Denial as denial:
+        except DeniedError as denial:
             waits.append(denial.retry_after)
         assert len(limiter) <= 8
     assert all(wait is not None and 0 < wait <= limiter.refill_seconds for wait in waits)
@@ -153,7 +153,7 @@ def test_no_more_than_burst_plus_rate_times_elapsed_are_let_through(gaps: list[f
         try:
             limiter.take("k")
             allowed += 1
-        except Denial:
+        except DeniedError:
             pass
     assert allowed <= 2 + 3.0 * clock.seconds() + 1e-9
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
-from wampweb._denial import Denial
+from wampweb._denial import DeniedError
 from wampweb._errors import ConfigError
 from wampweb._signing import (
     RequestVerifier,
@@ -73,8 +73,8 @@ def verifier(clock: Clock | None = None, **options: object) -> RequestVerifier:
     return RequestVerifier(keys, clock=clock or at(TIMESTAMP), **options)  # type: ignore[arg-type]
 
 
-def refusal(check: Callable[[], object]) -> Denial:
-    with pytest.raises(Denial) as caught:
+def refusal(check: Callable[[], object]) -> DeniedError:
+    with pytest.raises(DeniedError) as caught:
         check()
     return caught.value
 
@@ -155,7 +155,7 @@ def test_lenient_signatures_still_refuse_a_different_digest() -> None:
     wrong = compute_signature(b"other", KEY, TIMESTAMP, SEQ, NONCE, BODY)
     check = verifier(lenient_signature=True)
     for form in (wrong, wrong.rstrip("="), wrong.replace("-", "+").replace("_", "/")):
-        with pytest.raises(Denial, match="signature secret not valid"):
+        with pytest.raises(DeniedError, match="signature secret not valid"):
             check.verify(signed(signature=form), BODY)
 
 
@@ -825,7 +825,7 @@ def test_every_answer_matches_crossbars_own_code(secret: bool) -> None:
         keys = [SigningKey(KEY, SECRET)] if secret else []
         try:
             RequestVerifier(keys, clock=clock).verify(args, BODY)
-        except Denial as denial:
+        except DeniedError as denial:
             ours: tuple[int, str] | None = (denial.status, denial.message)
         else:
             ours = None

@@ -3,7 +3,7 @@ Who may do what through the bridge: URI permissions, the client's address, IP an
 
 Everything here is a pure value or a pure function of a request's headers and peer address, so
 each decision is tested without a network or a reactor. Refusals raise
-:class:`~wampweb._denial.Denial`, which carries both the Crossbar-compatible answer (Crossbar's
+:class:`~wampweb._denial.DeniedError`, which carries both the Crossbar-compatible answer (Crossbar's
 exact message and status where Crossbar has the case) and the REST one.
 
 CORS lives in ``_cors.py`` and rate limits in ``_ratelimit.py``; both are re-exported here, so
@@ -31,7 +31,7 @@ from twisted.internet.address import UNIXAddress
 from twisted.web.http_headers import Headers
 
 from wampweb._cors import CorsPolicy, set_common_headers
-from wampweb._denial import Denial
+from wampweb._denial import DeniedError
 from wampweb._ratelimit import RATE_LIMITED, RateLimiter, rate_limit_identity
 
 __all__ = [
@@ -236,7 +236,9 @@ class Permissions:
             return
         who = "unsigned requests" if key is None else f"key {key!r}"
         what = "publish to" if action == "publish" else "call"
-        raise Denial(f"{who} may not {what} {uri!r}", status=403, rest_status=403, uri=FORBIDDEN)
+        raise DeniedError(
+            f"{who} may not {what} {uri!r}", status=403, rest_status=403, uri=FORBIDDEN
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +321,7 @@ class IpAllowList:
     def check(self, ip: IpAddress | None) -> None:
         """Refuse with Crossbar's AR466 unless ``ip`` is allowed (400 compat, 403 REST)."""
         if not self.allows(ip):
-            raise Denial(
+            raise DeniedError(
                 "Request denied based on IP address.", status=400, rest_status=403, uri=FORBIDDEN
             )
 
@@ -333,7 +335,7 @@ def check_tls(secure: bool) -> None:
     proxy counts.
     """
     if not secure:
-        raise Denial(
+        raise DeniedError(
             "Malformed request to the REST bridge.",
             status=400,
             rest_status=403,

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from twisted.logger import Logger
 from twisted.web import server
 
-from wampweb._denial import Denial
+from wampweb._denial import DeniedError
 
 _log = Logger()
 
@@ -38,9 +38,9 @@ class BodyLimits(Protocol):
     def body_limit_for(self, path: bytes) -> int | None: ...
 
 
-def too_large(length: int, limit: int) -> Denial:
+def too_large(length: int, limit: int) -> DeniedError:
     """Crossbar's AR413 words, status 413 in both faces."""
-    return Denial(
+    return DeniedError(
         f"Request too long. ({length} is longer than accepted {limit})",
         status=413,
         uri="wampweb.error.payload_too_large",
@@ -70,7 +70,7 @@ class LimitedRequest(server.Request):
     """
 
     #: Why the body was refused; resources answer with it instead of reading.
-    body_denial: Denial | None = None
+    body_denial: DeniedError | None = None
     _body_limit: int | None = None
     _body_received = 0
     _answered_early = False
@@ -116,7 +116,7 @@ class LimitedRequest(server.Request):
         limit: int | None = limits.body_limit_for(path.split(b"?", 1)[0])
         return limit
 
-    def _answer_now(self, denial: Denial) -> None:
+    def _answer_now(self, denial: DeniedError) -> None:
         """Write the 413 before the body, then discard the rest and close."""
         self._answered_early = True
         body = denial.compat_body()

@@ -15,7 +15,7 @@ dialects:
 
 The checks run in Crossbar's order (method, content type, lengths, body
 limit, signature, client address, TLS), then wampweb's own (rate limit,
-payload safety, per-key permissions). Every refusal is a :class:`Denial`
+payload safety, per-key permissions). Every refusal is a :class:`DeniedError`
 raised by one check; nothing reaches the router before all have passed.
 """
 
@@ -43,7 +43,7 @@ from twisted.web.server import NOT_DONE_YET
 from wampweb._access import IpAllowList, Permissions, TrustedProxies, check_tls
 from wampweb._app import ManagedComponent
 from wampweb._cors import CorsPolicy
-from wampweb._denial import Denial, bad_request
+from wampweb._denial import DeniedError, bad_request
 from wampweb._errors import WampWebError
 from wampweb._http import answer_for, retry_after_value
 from wampweb._jsonbody import decode_utf8, parse_body
@@ -125,7 +125,7 @@ class BridgeResource(Resource):
         try:
             settings.cors.apply(request)
             if request.method not in (b"POST", b"PUT", b"OPTIONS"):
-                raise Denial(
+                raise DeniedError(
                     "Method not accepted by the REST bridge. "
                     f"({request.method!r} not allowed, only POST, PUT)",
                     status=405,
@@ -141,7 +141,7 @@ class BridgeResource(Resource):
                 operation = self._webhook(request, body)
             else:
                 operation = self._publish_or_call(request, body, key)
-        except Denial as denial:
+        except DeniedError as denial:
             return self._deny(request, denial)
         except WampWebError as error:
             return self._answer_error(request, error)
@@ -168,7 +168,7 @@ class BridgeResource(Resource):
             and elements
             and elements[0] != b"application/json"
         ):
-            raise Denial(
+            raise DeniedError(
                 "Non-accepted content type. "
                 f"(must be one of '{[b'application/json']}', not '{elements[0]!r}')",
                 status=400,
@@ -177,13 +177,13 @@ class BridgeResource(Resource):
             )
         charset = _charset(elements)
         if charset not in ("utf-8", "utf8"):
-            raise Denial(
+            raise DeniedError(
                 "Non-accepted request encoding, must be UTF-8.",
                 status=400,
                 rest_status=415,
                 uri="wampweb.error.unsupported_media_type",
             )
-        denial: Denial | None = getattr(request, "body_denial", None)
+        denial: DeniedError | None = getattr(request, "body_denial", None)
         lengths = headers.getRawHeaders(b"content-length", [])
         if len(lengths) > 1:
             raise bad_request("Multiple versions of the same header is not allowed.")
@@ -198,7 +198,7 @@ class BridgeResource(Resource):
                     f"({lengths[0].decode('latin-1')})."
                 )
         if settings.body_limit and len(body) > settings.body_limit:
-            raise Denial(
+            raise DeniedError(
                 f"Request too long. ({len(body)} is longer than accepted {settings.body_limit})",
                 status=413,
                 uri="wampweb.error.payload_too_large",
@@ -288,7 +288,7 @@ class BridgeResource(Resource):
 
     # -- answers --------------------------------------------------------------------------
 
-    def _deny(self, request: IRequest, denial: Denial) -> bytes:
+    def _deny(self, request: IRequest, denial: DeniedError) -> bytes:
         crossbar = self.settings.mode is BridgeMode.CROSSBAR
         request.setResponseCode(denial.status if crossbar else denial.rest_status)
         if denial.retry_after is not None:
@@ -384,7 +384,7 @@ def _charset(elements: list[bytes]) -> str:
             parts = item.decode("latin-1").split("=")
             name = parts[0].strip().lower()
             if len(parts) != 2 or name in parameters:
-                raise Denial(
+                raise DeniedError(
                     "Non-accepted request encoding, must be UTF-8.",
                     status=400,
                     rest_status=415,
@@ -412,7 +412,7 @@ def _check_github_signature(request: IRequest, secret: bytes, body: bytes) -> No
         ok = False
     if not ok:
         # Crossbar's message (a typo in its code makes it AR400, not AR467).
-        raise Denial(
+        raise DeniedError(
             "Malformed request to the REST bridge.",
             status=400,
             rest_status=401,

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from wampweb._denial import Denial
+from wampweb._denial import DeniedError
 
 __all__ = ["CorsPolicy", "CorsRequest", "set_common_headers"]
 
@@ -206,7 +206,7 @@ class CorsPolicy:
         ``Access-Control-Allow-Methods: POST,PUT,OPTIONS`` (Crossbar's answer).
 
         For an allow list, a preflight from a disallowed origin raises a 403
-        :class:`Denial` (both faces: Crossbar never refuses one, so there is no wording to
+        :class:`DeniedError` (both faces: Crossbar never refuses one, so there is no wording to
         keep); an allowed one also gets ``Access-Control-Allow-Headers`` (the requested
         headers, if they are a well-formed list) and ``Access-Control-Max-Age``.
         """
@@ -223,9 +223,9 @@ class CorsPolicy:
                 request.setHeader(b"access-control-max-age", str(self.max_age).encode())
         return b""
 
-    def _refusal(self, origin: bytes | None) -> Denial:
+    def _refusal(self, origin: bytes | None) -> DeniedError:
         shown = "" if origin is None else origin.decode("latin-1")
-        return Denial(
+        return DeniedError(
             f"origin {shown!r} may not use this endpoint",
             status=403,
             rest_status=403,

@@ -4,7 +4,7 @@ A request the bridge refuses before anything reaches the router.
 One refusal has two faces. Crossbar-compatible mounts answer the way
 Crossbar.io's HTTP bridge does (its status and its exact message, so existing
 clients parse it); REST mounts answer with the HTTP status that says what
-happened and a WAMP-style error URI. Each check raises one :class:`Denial`
+happened and a WAMP-style error URI. Each check raises one :class:`DeniedError`
 carrying both, so the order of checks is written once.
 """
 
@@ -15,7 +15,7 @@ import json
 from wampweb._errors import WampWebError
 
 
-class Denial(WampWebError):
+class DeniedError(WampWebError):
     """
     A refused request: nothing was sent to the router, nothing changed.
 
@@ -52,6 +52,6 @@ class Denial(WampWebError):
         return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def bad_request(message: str) -> Denial:
+def bad_request(message: str) -> DeniedError:
     """The common case: a 400 in both modes."""
-    return Denial(message, status=400, uri="wampweb.error.bad_request")
+    return DeniedError(message, status=400, uri="wampweb.error.bad_request")

@@ -2,7 +2,7 @@
 From a raw HTTP body to a WAMP payload that the router and every peer can carry.
 
 :func:`parse_body` answers a bridge request body with a :class:`Payload`, or
-refuses it with a :class:`~wampweb._denial.Denial` (a 400) whose message names
+refuses it with a :class:`~wampweb._denial.DeniedError` (a 400) whose message names
 the place and shows the value. It checks in Crossbar.io's order, with Crossbar's
 exact messages, then adds checks of its own:
 
@@ -84,7 +84,7 @@ import attrs
 from autobahn.wamp.exception import InvalidUriError
 from autobahn.wamp.message import check_or_raise_uri
 
-from wampweb._denial import Denial, bad_request
+from wampweb._denial import DeniedError, bad_request
 
 # Crossbar.io's messages (crossbar/_log_categories.py): wire format, verbatim.
 NOT_UTF8: Final = "Non-decodable request body, was not UTF-8."  # AR451
@@ -125,7 +125,7 @@ def decode_utf8(raw: bytes) -> str:
 def parse_body(raw: bytes, required: str, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Payload:
     """
     The payload of a publisher (``required="topic"``) or caller
-    (``required="procedure"``) request body, or a :class:`Denial`.
+    (``required="procedure"``) request body, or a :class:`DeniedError`.
     """
     if required not in _RECEIVERS:
         raise ValueError(f"required must be 'topic' or 'procedure', not {required!r}")
@@ -161,7 +161,7 @@ def parse_body(raw: bytes, required: str, *, max_depth: int = DEFAULT_MAX_DEPTH)
 
 def check_payload_value(value: Any, path: str, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
     """
-    Refuse ``value`` (a :class:`Denial` naming the place under ``path``) unless
+    Refuse ``value`` (a :class:`DeniedError` naming the place under ``path``) unless
     every WAMP serializer carries it unchanged: JSON-like types only, string
     keys, integers in [-2**63, 2**64-1], finite floats, no string or key with a
     lone surrogate or a leading NUL, and no deeper than ``max_depth`` levels
@@ -319,7 +319,7 @@ _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _Path: TypeAlias = "str | tuple[_Path, str | int]"
 
 
-def _first_unsafe(value: Any, root: str, max_depth: int) -> Denial | None:
+def _first_unsafe(value: Any, root: str, max_depth: int) -> DeniedError | None:
     """The refusal of the first unsafe value in document order, or None."""
     stack: list[tuple[Any, _Path, int]] = [(value, root, 1)]
     pop, push = stack.pop, stack.append
@@ -395,7 +395,7 @@ def _string_problem(text: str) -> str | None:
     return None
 
 
-def _too_deep(path: _Path, max_depth: int) -> Denial:
+def _too_deep(path: _Path, max_depth: int) -> DeniedError:
     return bad_request(f"Value {_at(path)} nests arrays and objects more than {max_depth} deep.")
 
 
@@ -468,19 +468,19 @@ _KNOWN_URIS_MAX: Final = 1024
 
 def _uri(value: Any, field: str) -> str:
     if not isinstance(value, str):
-        raise Denial(
+        raise DeniedError(
             f"Request body field '{field}' must be a string (a WAMP URI), not {_json_kind(value)}.",
             uri=_INVALID_URI,
         )
     if not value:
-        raise Denial(f"Request body field '{field}' must not be empty.", uri=_INVALID_URI)
+        raise DeniedError(f"Request body field '{field}' must not be empty.", uri=_INVALID_URI)
     if value in _KNOWN_URIS:
         return value
     try:
         # The strictness Autobahn's publish() and call() apply.
         check_or_raise_uri(value, strict=False, allow_empty_components=False, allow_none=False)
     except InvalidUriError:
-        raise Denial(
+        raise DeniedError(
             f"Request body field '{field}' is not a WAMP URI: {_show(value)} (its "
             "dot-separated parts must be non-empty, without whitespace or '#').",
             uri=_INVALID_URI,

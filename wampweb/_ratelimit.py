@@ -15,7 +15,7 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 import attrs
 from twisted.internet.interfaces import IReactorTime
 
-from wampweb._denial import Denial
+from wampweb._denial import DeniedError
 
 __all__ = ["RATE_LIMITED", "RateLimiter", "rate_limit_identity"]
 
@@ -111,7 +111,7 @@ class RateLimiter:
         if bucket is None:
             if len(self._buckets) >= self.max_clients:
                 oldest = next(iter(self._buckets.values()))
-                raise Denial(
+                raise DeniedError(
                     "rate limit exceeded: too many clients are active right now, retry later",
                     status=429,
                     rest_status=429,
@@ -127,7 +127,7 @@ class RateLimiter:
             bucket.updated = max(bucket.updated, now)
             self._buckets.move_to_end(identity)
         if bucket.tokens < 1.0:
-            raise Denial(
+            raise DeniedError(
                 f"rate limit exceeded for {identity}: "
                 f"{self.rate:g} requests/s, bursts of {self.burst}",
                 status=429,

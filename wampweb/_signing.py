@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 import attrs
 from twisted.internet.interfaces import IReactorTime
 
-from wampweb._denial import Denial
+from wampweb._denial import DeniedError
 from wampweb._errors import ConfigError
 
 #: What Crossbar parses the timestamp with (``datetime.strptime``); 1-6 fraction digits.
@@ -225,7 +225,7 @@ class _ReplayMemory:
             seen.difference_update(identities)
 
     def admit(self, key: str, digest: bytes, nonce: bytes, timestamp: float, now: float) -> None:
-        """Remember this request, or raise the :class:`Denial` that refuses it."""
+        """Remember this request, or raise the :class:`DeniedError` that refuses it."""
         self._expire(now)
         same_request: _Identity = ("signature", key, digest)
         same_nonce: _Identity = ("nonce", key, nonce)
@@ -239,7 +239,7 @@ class _ReplayMemory:
             # Whole seconds, strictly past the expiry: the entry is still live
             # at the instant it expires, and Retry-After is rounded up anyway.
             retry_after = float(math.floor(max(wait, 0.0)) + 1)
-            raise Denial(
+            raise DeniedError(
                 f"Too many signed requests within the timestamp window to remember "
                 f"for replay protection ({self._capacity} held); refusing this one "
                 f"rather than forgetting an earlier one. Retry after {retry_after:g} s.",
@@ -256,8 +256,8 @@ class _ReplayMemory:
         self._seen.update(identities)
 
 
-def _replayed(what: str) -> Denial:
-    return Denial(
+def _replayed(what: str) -> DeniedError:
+    return DeniedError(
         f"Replayed request refused: {what} within the timestamp window. Sign every "
         f"request with a fresh nonce and timestamp. (Crossbar.io's HTTP bridge "
         f"accepted such replays; wampweb does not.)",
@@ -291,29 +291,29 @@ def _canonical_integer(value: bytes) -> bytes | None:
     return b"-" + digits if sign == b"-" and digits != b"0" else digits
 
 
-def _unauthorized(message: str, status: int) -> Denial:
-    return Denial(message, status=status, rest_status=401, uri=_UNAUTHORIZED)
+def _unauthorized(message: str, status: int) -> DeniedError:
+    return DeniedError(message, status=status, rest_status=401, uri=_UNAUTHORIZED)
 
 
-def _missing(reason: str) -> Denial:
+def _missing(reason: str) -> DeniedError:
     return _unauthorized(_AR461.format(reason=reason), 400)
 
 
-def _invalid(reason: str) -> Denial:
+def _invalid(reason: str) -> DeniedError:
     return _unauthorized(_AR462.format(reason=reason), 400)
 
 
-def _invalid_timestamp(value: bytes) -> Denial:
+def _invalid_timestamp(value: bytes) -> DeniedError:
     return _invalid(
         f"invalid timestamp '{_shown(value)}' (must be UTC/ISO-8601, e.g. '{TIMESTAMP_EXAMPLE}')"
     )
 
 
-def _invalid_seq(value: bytes) -> Denial:
+def _invalid_seq(value: bytes) -> DeniedError:
     return _invalid(f"invalid sequence number '{_shown(value)}' (must be an integer)")
 
 
-def _invalid_nonce(value: bytes) -> Denial:
+def _invalid_nonce(value: bytes) -> DeniedError:
     return _invalid(f"invalid nonce '{_shown(value)}' (must be an integer)")
 
 
@@ -324,7 +324,7 @@ def _required(args: Mapping[bytes, Sequence[bytes]], name: bytes, reason: str) -
     return value
 
 
-def _check_integer(value: bytes | None, refusal: Callable[[bytes], Denial]) -> bytes:
+def _check_integer(value: bytes | None, refusal: Callable[[bytes], DeniedError]) -> bytes:
     """The canonical form of ``value`` (b"" when absent), or the refusal for it."""
     if value is None:
         return b""
@@ -400,7 +400,7 @@ class RequestVerifier:
         The key that signed this request, or None if no keys are configured.
 
         ``args`` is Twisted's ``request.args``; ``body`` the exact request bytes.
-        Raises :class:`~wampweb._denial.Denial` for the first failed check, in
+        Raises :class:`~wampweb._denial.DeniedError` for the first failed check, in
         Crossbar's order (spec a.2, rows 8-14), then for a replay.
         """
         if not self._keys:
