@@ -17,6 +17,7 @@ body is over it. An oversized body is never stored:
 
 from __future__ import annotations
 
+import io
 from typing import Any, Protocol
 
 from twisted.logger import Logger
@@ -47,20 +48,11 @@ def too_large(length: int, limit: int) -> DeniedError:
     )
 
 
-class _Discard:
+class _Discard(io.BytesIO):
     """A content "file" that keeps nothing: the body of a refused request."""
 
-    def write(self, data: bytes) -> None:
-        pass
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return 0
-
-    def read(self, size: int = -1) -> bytes:
-        return b""
-
-    def close(self) -> None:
-        pass
+    def write(self, data: Any) -> int:
+        return len(data)
 
 
 class LimitedRequest(server.Request):

@@ -15,6 +15,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote_to_bytes as unquote
 
 import attrs
 from autobahn.wamp.exception import ApplicationError, InvalidUriError
@@ -173,15 +174,32 @@ class DrainingResource(Resource):
 
     def _target(self, request: IRequest) -> IResource:
         postpath: list[bytes] = request.postpath
-        for size in range(len(postpath), 0, -1):
-            mounted = self.mounts.get(tuple(postpath[:size]))
-            if mounted is not None:
-                prepath: list[bytes] = request.prepath
-                prepath.extend(postpath[:size])
-                del postpath[:size]
-                return mounted
+        size, mounted = self._mounted(postpath)
+        if mounted is not None:
+            prepath: list[bytes] = request.prepath
+            prepath.extend(postpath[:size])
+            del postpath[:size]
+            return mounted
         target: IResource = getChildForRequest(self.inner, request)
         return target
+
+    def _mounted(self, segments: list[bytes]) -> tuple[int, IResource | None]:
+        """The longest mount that ``segments`` starts with."""
+        for size in range(min(len(segments), self._deepest), 0, -1):
+            mounted = self.mounts.get(tuple(segments[:size]))
+            if mounted is not None:
+                return size, mounted
+        return 0, None
+
+    def body_limit_for(self, path: bytes) -> int | None:
+        """
+        The body limit of whatever serves ``path`` (None: no limit), asked
+        before the body arrives so an oversized one is never stored.
+        """
+        segments = [unquote(s) for s in path.lstrip(b"/").split(b"/")]
+        _, mounted = self._mounted(segments)
+        limit = getattr(mounted, "body_limit", None)
+        return limit if isinstance(limit, int) and limit > 0 else None
 
     def _finished(self, _: object) -> None:
         self.in_flight -= 1
