@@ -131,3 +131,46 @@ def test_the_refused_body_is_never_stored() -> None:
     request.handleContentChunk(b"y" * 20)
     assert request.content.read() == b""
     assert request.body_denial is not None
+
+
+def test_a_client_too_slow_with_its_headers_gets_408_and_is_dropped() -> None:
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from wampweb._http import make_site
+
+    clock = Clock()
+    web = WampWeb(listen=None, reactor=clock)
+    site = make_site(web.resource(), reactor=clock, header_timeout=5.0)
+    protocol = site.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(b"POST /publish HTTP/1.1\r\nHost: x\r\n")
+    clock.advance(4.9)
+    protocol.dataReceived(b"X-Slow: 1\r\n")  # bytes keep coming, slowly
+    assert not transport.disconnecting
+    clock.advance(0.1)
+    assert transport.value().startswith(b"HTTP/1.1 408 Request Timeout")
+    assert transport.disconnecting
+
+
+def test_headers_in_time_are_served_and_the_clock_restarts_for_the_next_request() -> None:
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from wampweb._http import make_site
+
+    clock = Clock()
+    web = WampWeb(listen=None, reactor=clock)
+    web.add_health_routes()
+    site = make_site(web.resource(), reactor=clock, header_timeout=5.0)
+    protocol = site.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 200")
+    transport.clear()
+    clock.advance(4.9)
+    assert not transport.disconnecting, "keep-alive: the next request has its own deadline"
+    clock.advance(0.1)
+    assert transport.value().startswith(b"HTTP/1.1 408")

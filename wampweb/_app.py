@@ -226,7 +226,9 @@ class WampWeb(MultiService):
     :meth:`resource` yourself). ``drain_timeout`` bounds how long stopping
     waits for requests in flight. ``session_wait`` is how long a request
     waits for a session before its 503; ``call_timeout`` is the default
-    deadline of calls and publishes.
+    deadline of calls and publishes. ``header_timeout`` is how long a client
+    may take to send a request's headers (slow senders get 408), and
+    ``idle_timeout`` how long an idle connection is kept.
     """
 
     def __init__(
@@ -240,6 +242,8 @@ class WampWeb(MultiService):
         session_wait: float = 0.0,
         call_timeout: float = 30.0,
         stable_after: float = 10.0,
+        header_timeout: float = 10.0,
+        idle_timeout: float = 60.0,
     ) -> None:
         MultiService.__init__(self)
         if app is None:
@@ -252,6 +256,8 @@ class WampWeb(MultiService):
         self.listen = listen
         self._reactor = reactor
         self.drain_timeout = drain_timeout
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
         self.retry_after = retry_after
         self.session_wait = session_wait
         self.call_timeout = call_timeout
@@ -321,7 +327,12 @@ class WampWeb(MultiService):
     def site(self) -> Site:
         """The Site the listener serves: JSON errors, never a traceback."""
         if self._site is None:
-            self._site = make_site(self._draining)
+            self._site = make_site(
+                self._draining,
+                reactor=self.reactor,
+                header_timeout=self.header_timeout,
+                idle_timeout=self.idle_timeout,
+            )
         return self._site
 
     def add_health_routes(self, health: str = "/health", ready: str = "/ready") -> None:

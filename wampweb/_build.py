@@ -39,6 +39,8 @@ def app_from_config(
         session_wait=server.session_wait,
         call_timeout=server.call_timeout,
         stable_after=server.stable_after,
+        header_timeout=server.header_timeout,
+        idle_timeout=server.idle_timeout,
     )
     for name, component in config.components.items():
         web.add_component(name, component.build_component())

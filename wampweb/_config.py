@@ -51,6 +51,8 @@ class ServerConfig:
     retry_after: float = 2.0
     call_timeout: float = 30.0
     stable_after: float = 10.0
+    header_timeout: float = 10.0
+    idle_timeout: float = 60.0
 
 
 @attrs.frozen
@@ -185,6 +187,8 @@ def _parse_server(table: Table) -> ServerConfig:
         retry_after=table.number("retry_after", 2.0, above=0, what=seconds),
         call_timeout=table.number("call_timeout", 30.0, above=0, what=seconds),
         stable_after=table.number("stable_after", 10.0, above=0, what=seconds),
+        header_timeout=table.number("header_timeout", 10.0, above=0, what=seconds),
+        idle_timeout=table.number("idle_timeout", 60.0, above=0, what=seconds),
     )
 
 

@@ -27,6 +27,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource, getChildForRequest
 
 from wampweb._bodylimit import LimitedRequest
+from wampweb._channel import DEFAULT_HEADER_TIMEOUT, channel_factory
 from wampweb._errors import NoSessionError, WampWebError
 
 _log = Logger()
@@ -120,10 +121,24 @@ class JsonErrorRequest(LimitedRequest):
         self.finish()  # type: ignore[no-untyped-call]
 
 
-def make_site(resource: IResource) -> server.Site:
-    """A Site that never shows tracebacks and answers unexpected errors in JSON."""
-    site = server.Site(resource, requestFactory=JsonErrorRequest)
+def make_site(
+    resource: IResource,
+    *,
+    reactor: Any = None,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    idle_timeout: float = 60.0,
+) -> server.Site:
+    """
+    A Site that never shows tracebacks, answers unexpected errors in JSON,
+    refuses oversized bodies before storing them, closes connections whose
+    headers dawdle (``header_timeout``), and idle ones after ``idle_timeout``
+    seconds (Twisted's default keeps them for 12 hours).
+    """
+    site = server.Site(
+        resource, requestFactory=JsonErrorRequest, timeout=idle_timeout, reactor=reactor
+    )
     site.displayTracebacks = False
+    site.protocol = channel_factory(header_timeout)  # type: ignore[method-assign]
     return site
 
 
