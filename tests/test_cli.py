@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,3 +207,63 @@ def test_run_with_a_port_in_use_exits_with_an_error(router: EmbeddedRouter) -> N
         )
     assert result.returncode == 1
     assert "could not listen" in result.stderr
+
+
+@pytest.mark.integration
+def test_workers_share_one_port_each_with_its_own_session(
+    router: EmbeddedRouter, running: list[Running]
+) -> None:
+    port = free_port()
+    app = Running(
+        "run",
+        "--router",
+        router.url,
+        "--workers",
+        "2",
+        "--listen",
+        f"tcp:{port}:interface=127.0.0.1",
+    )
+    running.append(app)
+    app.read_until("Stop with Ctrl-C.")
+    assert "with 2 worker processes" in app.lines["stdout"][0]
+    import psutil
+
+    workers = psutil.Process(app.process.pid).children()
+    assert len(workers) == 2
+    assert all("--listen-fd" in worker.cmdline() for worker in workers)
+    # Each new connection may land on either worker: once both have joined,
+    # every answer is ready.
+    deadline = time.monotonic() + 30
+    in_a_row = 0
+    while in_a_row < 10 and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5):
+                in_a_row += 1
+        except urllib.error.HTTPError as error:
+            if error.code != 503:  # 503: that worker is still joining
+                raise
+            in_a_row = 0
+            time.sleep(0.1)
+    assert in_a_row == 10
+    assert app.stop(signal.SIGTERM) == 0
+    assert not any(worker.is_running() and worker.status() != "zombie" for worker in workers)
+
+
+def test_workers_need_a_plain_tcp_listener() -> None:
+    result = subprocess.run(
+        [
+            *WAMPWEB,
+            "run",
+            "--router",
+            "ws://127.0.0.1:1/ws",
+            "--workers",
+            "2",
+            "--listen",
+            "unix:/tmp/x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "plain TCP listener" in result.stderr

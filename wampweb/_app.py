@@ -22,7 +22,12 @@ from autobahn.wamp.types import RegisterOptions, SubscribeOptions
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IReactorCore,
+    IReactorTime,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -222,8 +227,8 @@ class WampWeb(MultiService):
     """
     A Klein app with named WAMP Components, run as one Twisted service.
 
-    ``listen`` is a Twisted server endpoint string (None: no listener; serve
-    :meth:`resource` yourself). ``drain_timeout`` bounds how long stopping
+    ``listen`` is a Twisted server endpoint string or endpoint (None: no
+    listener; serve :meth:`resource` yourself). ``drain_timeout`` bounds how long stopping
     waits for requests in flight. ``session_wait`` is how long a request
     waits for a session before its 503; ``call_timeout`` is the default
     deadline of calls and publishes. ``header_timeout`` is how long a client
@@ -235,7 +240,7 @@ class WampWeb(MultiService):
         self,
         app: Klein | None = None,
         *,
-        listen: str | None = DEFAULT_LISTEN,
+        listen: str | IStreamServerEndpoint | None = DEFAULT_LISTEN,
         reactor: Any = None,
         drain_timeout: float = 10.0,
         retry_after: float = 2.0,
@@ -374,7 +379,11 @@ class WampWeb(MultiService):
         self._draining.draining = False
         MultiService.startService(self)
         if self.listen is not None:
-            endpoint = serverFromString(self.reactor, self.listen)
+            endpoint = (
+                serverFromString(self.reactor, self.listen)
+                if isinstance(self.listen, str)
+                else self.listen
+            )
             listening = endpoint.listen(self.site())
             listening.addCallbacks(self._listening, self._listen_failed)
 

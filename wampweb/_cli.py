@@ -35,6 +35,7 @@ from wampweb._app import DEFAULT_LISTEN, WampWeb
 from wampweb._bridge import BridgeKind, mount_bridge
 from wampweb._build import app_from_config
 from wampweb._errors import ConfigError, WampWebError
+from wampweb._workers import worker_count
 
 _log = Logger()
 
@@ -84,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODULE:CALLABLE",
         help="a function called with the WampWeb app before it starts, to add routes",
     )
+    run.add_argument(
+        "--workers",
+        type=worker_count,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the port (a number, or 'auto' for one per core)",
+    )
+    run.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     run.add_argument(
         "--log-level",
         default="info",
@@ -155,6 +164,8 @@ def _run_command(options: argparse.Namespace) -> int:
         sys.stderr.write(f"wampweb: {error}\n")
         return 1
 
+    if options.workers > 1:
+        return _run_workers(options, config)
     _start_logging(options.log_level, sys.stderr)
     # Twisted only takes over SIGINT when it has Python's default handler; a
     # parent that started us with SIGINT ignored would make Ctrl-C a no-op.
@@ -162,7 +173,9 @@ def _run_command(options: argparse.Namespace) -> int:
     from twisted.internet import task
 
     def run(reactor: Any) -> Deferred[None]:
-        return ensureDeferred(_serve(reactor, config, options.listen, setup, sys.stdout))
+        return ensureDeferred(
+            _serve(reactor, config, options.listen, setup, sys.stdout, listen_fd=options.listen_fd)
+        )
 
     try:
         task.react(run)
@@ -177,6 +190,8 @@ async def _serve(
     listen: str | None,
     setup: Callable[[WampWeb], object] | None,
     out: TextIO,
+    *,
+    listen_fd: int | None = None,
 ) -> None:
     from wampweb._config import config_from_flags
 
@@ -212,13 +227,88 @@ async def _serve(
         mount_bridge(web, first)
     if setup is not None:
         setup(web)
+    if listen_fd is not None:
+        # A worker: the parent bound the port and prints the welcome.
+        web.listen = adopted_endpoint(reactor, listen_fd)
+        await web.run_until_stopped(reactor)
+        return
     finished = web.run_until_stopped(reactor)
     port = await _wait_listening(web, reactor)
     if port is None:
         await finished
         return
-    _print_welcome(out, web, port, router.url if router is not None else None)
+    mounts = [(path, _kind_of(resource)) for path, resource in web.mounts.items()]
+    _print_welcome(out, mounts, port, router.url if router is not None else None)
     await finished
+
+
+def _kind_of(resource: object) -> BridgeKind | None:
+    kind = getattr(getattr(resource, "settings", None), "kind", None)
+    return kind if isinstance(kind, BridgeKind) else None
+
+
+def adopted_endpoint(reactor: Any, fd: int) -> Any:
+    """The listening socket a ``--workers`` parent handed down."""
+    import socket as sockets
+
+    from twisted.internet.endpoints import AdoptedStreamServerEndpoint
+
+    probe = sockets.socket(fileno=os.dup(fd))
+    family = probe.family
+    probe.close()
+    return AdoptedStreamServerEndpoint(reactor, fd, family)
+
+
+def _run_workers(options: argparse.Namespace, config: Any) -> int:
+    """The ``--workers`` parent: bind once, start the router if wanted, supervise."""
+    from wampweb._workers import bind, parse_tcp_listen, supervise
+
+    listen = options.listen or (config.server.listen if config is not None else DEFAULT_LISTEN)
+    try:
+        host, port = parse_tcp_listen(listen)
+    except ConfigError as error:
+        sys.stderr.write(f"wampweb: {error}\n")
+        return 2
+    passed = ["--log-level", options.log_level]
+    if options.app:
+        passed += ["--app", options.app]
+    router = None
+    try:
+        if config is None:
+            from wampweb._router import EmbeddedRouter
+
+            router = EmbeddedRouter(realm=DEFAULT_REALM)
+            router.start()
+            router.wait_ready_blocking()
+            passed += ["--router", router.url, "--realm", DEFAULT_REALM]
+        elif options.config:
+            passed += ["--config", options.config]
+        else:
+            passed += ["--router", options.router, "--realm", options.realm or DEFAULT_REALM]
+        sock = bind(host, port)
+        mounts = _configured_mounts(config)
+
+        def welcome() -> None:
+            router_url = router.url if router is not None else None
+            _print_welcome(sys.stdout, mounts, sock.getsockname()[1], router_url, options.workers)
+
+        return supervise(options.workers, passed, sock, on_ready=welcome)
+    except (OSError, WampWebError) as error:
+        sys.stderr.write(f"wampweb: {error}\n")
+        return 1
+    finally:
+        if router is not None:
+            router.close()
+
+
+def _configured_mounts(config: Any) -> list[tuple[str, BridgeKind | None]]:
+    if config is not None and config.bridge:
+        return [(mount.path, mount.kind) for mount in config.bridge]
+    return [
+        ("/publish", BridgeKind.PUBLISHER),
+        ("/call", BridgeKind.CALLER),
+        ("/webhook", BridgeKind.WEBHOOK),
+    ]
 
 
 async def _wait_listening(web: WampWeb, reactor: Any) -> int | None:
@@ -234,9 +324,16 @@ async def _wait_listening(web: WampWeb, reactor: Any) -> int | None:
     return None
 
 
-def _print_welcome(out: TextIO, web: WampWeb, port: int, router_url: str | None) -> None:
+def _print_welcome(
+    out: TextIO,
+    mounts: list[tuple[str, BridgeKind | None]],
+    port: int,
+    router_url: str | None,
+    workers: int = 1,
+) -> None:
     base = f"http://127.0.0.1:{port}"
-    lines = [f"wampweb is serving {base}/"]
+    processes = f" with {workers} worker processes" if workers > 1 else ""
+    lines = [f"wampweb is serving {base}/{processes}"]
     if router_url is not None:
         lines.append(f"with a local Crossbar.io router at {router_url} (realm {DEFAULT_REALM}).")
         lines += [
@@ -245,16 +342,15 @@ def _print_welcome(out: TextIO, web: WampWeb, port: int, router_url: str | None)
             f"  wampweb tail {DEMO_TOPIC} --router {router_url}",
         ]
     lines += ["", "Try:"]
-    lines += [f"  {_curl_line(base, path, resource)}" for path, resource in web.mounts.items()]
+    lines += [f"  {_curl_line(base, path, kind)}" for path, kind in mounts if kind is not None]
     lines += [f"  curl -s {base}/ready", "", "Stop with Ctrl-C."]
     out.write("\n".join(lines) + "\n")
     out.flush()
 
 
-def _curl_line(base: str, path: str, resource: object) -> str:
+def _curl_line(base: str, path: str, kind: BridgeKind) -> str:
     """A request that works against a freshly started, unsigned mount."""
     url = f"{base}{path}"
-    kind = getattr(getattr(resource, "settings", None), "kind", None)
     if kind is BridgeKind.WEBHOOK:
         return f"curl -s -X POST {url} -d 'any text, e.g. a webhook payload'"
     if kind is BridgeKind.CALLER:
