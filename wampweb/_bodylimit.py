@@ -33,10 +33,10 @@ DRAIN_LIMIT = 1 << 20
 LINGER_SECONDS = 2.0
 
 
-class BodyLimits(Protocol):
-    """What the site's root resource tells about the limit for a path."""
+class MountLookup(Protocol):
+    """The site's root resource: which mounted resource serves a path."""
 
-    def body_limit_for(self, path: bytes) -> int | None: ...
+    def mounted_for(self, path: bytes) -> object | None: ...
 
 
 def too_large(length: int, limit: int) -> DeniedError:
@@ -63,17 +63,22 @@ class LimitedRequest(server.Request):
 
     #: Why the body was refused; resources answer with it instead of reading.
     body_denial: DeniedError | None = None
+    _mount: object | None = None
     _body_limit: int | None = None
     _body_received = 0
+    _over_limit = False
     _answered_early = False
 
     def gotLength(self, length: int | None) -> None:
-        self._body_limit = self._limit_for_this_path()
+        self._mount = self._mount_for_this_path()
+        limit = getattr(self._mount, "body_limit", None)
+        self._body_limit = limit if isinstance(limit, int) and limit > 0 else None
         limit = self._body_limit
         if limit is None or length is None or length <= limit:
             super().gotLength(length)  # type: ignore[no-untyped-call]
             return
         self.body_denial = too_large(length, limit)
+        self._over_limit = True
         self.content = _Discard()
         expects_continue = self.requestHeaders.getRawHeaders(b"expect")
         if expects_continue or length > DRAIN_LIMIT:
@@ -84,29 +89,44 @@ class LimitedRequest(server.Request):
     def handleContentChunk(self, data: bytes) -> None:
         self._body_received += len(data)
         limit = self._body_limit
-        if self.body_denial is None and limit is not None and self._body_received > limit:
+        if not self._over_limit and limit is not None and self._body_received > limit:
             # Chunked, or longer than announced: stop storing from here on.
-            self.body_denial = too_large(self._body_received, limit)
+            self._over_limit = True
             self.content = _Discard()
-        if self.body_denial is not None:
+        if self._over_limit:
             if not self._answered_early and self._body_received > DRAIN_LIMIT:
-                self._answer_now(self.body_denial)
+                self._answer_now(too_large(self._body_received, limit or 0))
             return
         super().handleContentChunk(data)  # type: ignore[no-untyped-call]
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._answered_early:
             return  # answered already; the connection is closing
+        if self._over_limit and self.body_denial is None and self._body_limit is not None:
+            # Drained to the end: the whole length is known now, as Crossbar reports it.
+            self.body_denial = too_large(self._body_received, self._body_limit)
         super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
 
-    def _limit_for_this_path(self) -> int | None:
+    def _mount_for_this_path(self) -> object | None:
         channel: Any = self.channel
-        limits: Any = getattr(getattr(channel, "site", None), "resource", None)
+        root: Any = getattr(getattr(channel, "site", None), "resource", None)
         path = getattr(channel, "_path", None)
-        if not isinstance(path, bytes) or not hasattr(limits, "body_limit_for"):
+        if not isinstance(path, bytes) or not hasattr(root, "mounted_for"):
             return None
-        limit: int | None = limits.body_limit_for(path.split(b"?", 1)[0])
-        return limit
+        mounted: object | None = root.mounted_for(path.split(b"?", 1)[0])
+        return mounted
+
+    def _cors_headers(self) -> bytes:
+        """The mount's CORS headers, so a browser page can read this 413 too."""
+        cors: Any = getattr(getattr(self._mount, "settings", None), "cors", None)
+        if cors is None:
+            return b""
+        cors.apply(self)
+        return b"".join(
+            name + b": " + value + b"\r\n"
+            for name, values in self.responseHeaders.getAllRawHeaders()
+            for value in values
+        )
 
     def _answer_now(self, denial: DeniedError) -> None:
         """Write the 413 before the body, then discard the rest and close."""
@@ -116,7 +136,8 @@ class LimitedRequest(server.Request):
             b"HTTP/1.1 413 Request Entity Too Large\r\n"
             b"Content-Type: application/json; charset=UTF-8\r\n"
             b"Cache-Control: no-store,no-cache,must-revalidate,max-age=0\r\n"
-            b"Connection: close\r\n"
+            + self._cors_headers()
+            + b"Connection: close\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
         )
         channel: Any = self.channel

@@ -28,7 +28,6 @@ import json
 import math
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs
 
 import attrs
 from autobahn.wamp.exception import ApplicationError
@@ -36,6 +35,7 @@ from autobahn.wamp.types import CallResult
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http import parse_qs
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -44,7 +44,7 @@ from wampweb._access import IpAllowList, Permissions, TrustedProxies, check_tls
 from wampweb._app import ManagedComponent
 from wampweb._cors import CorsPolicy
 from wampweb._denial import DeniedError, bad_request
-from wampweb._errors import WampWebError
+from wampweb._errors import BadRequestError, WampWebError
 from wampweb._http import answer_for, retry_after_value
 from wampweb._jsonbody import decode_utf8, parse_body
 from wampweb._options import PUBLISH_OPTIONS
@@ -296,6 +296,9 @@ class BridgeResource(Resource):
         return denial.compat_body() if crossbar else denial.rest_body()
 
     def _answer_error(self, request: IRequest, error: BaseException) -> bytes:
+        if isinstance(error, BadRequestError):
+            # Refused before anything was sent: a denial, in the mount's dialect.
+            return self._deny(request, bad_request(str(error)))
         rejoined = self.component.rejoined_recently()
         answer = answer_for(error, rejoined_recently=rejoined)
         request.setResponseCode(answer.status)
@@ -426,7 +429,10 @@ def _query_args(request: IRequest) -> dict[bytes, list[bytes]]:
     ``request.args``, where a body field would replace a signed parameter.
     """
     query = request.uri.split(b"?", 1)[1] if b"?" in request.uri else b""
-    return parse_qs(query, keep_blank_values=True)
+    # Twisted's own parser, as Crossbar's request.args uses: ';' separates too,
+    # bytes stay bytes, and a name without '=' is not a parameter.
+    parsed: dict[bytes, list[bytes]] = parse_qs(query, 1)
+    return parsed
 
 
 def _int_or_none(value: bytes) -> int | None:

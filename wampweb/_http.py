@@ -206,15 +206,13 @@ class DrainingResource(Resource):
                 return size, mounted
         return 0, None
 
-    def body_limit_for(self, path: bytes) -> int | None:
+    def mounted_for(self, path: bytes) -> IResource | None:
         """
-        The body limit of whatever serves ``path`` (None: no limit), asked
-        before the body arrives so an oversized one is never stored.
+        The mounted resource that will serve ``path`` (None: the Klein app),
+        asked before the body arrives so an oversized one is never stored.
         """
         segments = [unquote(s) for s in path.lstrip(b"/").split(b"/")]
-        _, mounted = self._mounted(segments)
-        limit = getattr(mounted, "body_limit", None)
-        return limit if isinstance(limit, int) and limit > 0 else None
+        return self._mounted(segments)[1]
 
     def _finished(self, _: object) -> None:
         self.in_flight -= 1
