@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from autobahn.twisted.component import Component
@@ -101,6 +101,12 @@ class ManagedComponent:
         )
         self._joined_at: float | None = None
         self.tracker.when_joined(lambda _session, _event: self._note_join())
+        #: Call a procedure with a deadline; fails at once if the session
+        #: leaves meanwhile (:meth:`wampweb.Operations.call`).
+        self.call = self.operations.call
+        #: Publish, acknowledged: fires with the router's publication
+        #: (:meth:`wampweb.Operations.publish`).
+        self.publish = self.operations.publish
 
     def _note_join(self) -> None:
         self._joined_at = self.reactor.seconds()
@@ -165,48 +171,6 @@ class ManagedComponent:
             return cast(F, with_session_route)
 
         return decorator
-
-    # -- operations ----------------------------------------------------------------------
-
-    def call(
-        self,
-        procedure: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        session_wait: float | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> Deferred[Any]:
-        """Call ``procedure`` with a deadline; fails at once if the session leaves meanwhile."""
-        return self.operations.call(
-            procedure,
-            args,
-            kwargs,
-            timeout=timeout,
-            session_wait=session_wait,
-            options=options,
-        )
-
-    def publish(
-        self,
-        topic: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        session_wait: float | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> Deferred[Any]:
-        """Publish to ``topic``, acknowledged: fires with the router's publication."""
-        return self.operations.publish(
-            topic,
-            args,
-            kwargs,
-            timeout=timeout,
-            session_wait=session_wait,
-            options=options,
-        )
 
     def status(self) -> dict[str, Any]:
         """What a health check reports about this Component."""
