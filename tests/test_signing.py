@@ -523,7 +523,7 @@ def test_moving_digits_between_seq_and_nonce_is_still_a_replay() -> None:
     shifted = signed(seq="11", nonce="23456", signature=SIGNATURE)
     assert verifier().verify(shifted, BODY) == KEY  # the signature really is valid
     denial = refusal(lambda: check.verify(shifted, BODY))
-    assert "this exact signed request was already accepted" in denial.message
+    assert "this exact signed request was already seen" in denial.message
 
 
 def test_the_same_nonce_under_another_key_is_not_a_replay() -> None:

@@ -131,7 +131,8 @@ class LimitedRequest(server.Request):
     def _answer_now(self, denial: DeniedError) -> None:
         """Write the 413 before the body, then discard the rest and close."""
         self._answered_early = True
-        body = denial.compat_body()
+        mode = getattr(getattr(getattr(self._mount, "settings", None), "mode", None), "value", None)
+        body = denial.rest_body() if mode == "rest" else denial.compat_body()
         head = (
             b"HTTP/1.1 413 Request Entity Too Large\r\n"
             b"Content-Type: application/json; charset=UTF-8\r\n"

@@ -57,6 +57,9 @@ _log = Logger()
 #: an HTTP gateway into a router should not buffer unbounded bodies).
 DEFAULT_BODY_LIMIT = 1 << 20
 
+#: Reason phrases Twisted does not know.
+_REASONS = {429: b"Too Many Requests"}
+
 _CACHE_CONTROL = b"no-store,no-cache,must-revalidate,max-age=0"
 _JSON = b"application/json; charset=UTF-8"
 
@@ -290,7 +293,8 @@ class BridgeResource(Resource):
 
     def _deny(self, request: IRequest, denial: DeniedError) -> bytes:
         crossbar = self.settings.mode is BridgeMode.CROSSBAR
-        request.setResponseCode(denial.status if crossbar else denial.rest_status)
+        status = denial.status if crossbar else denial.rest_status
+        request.setResponseCode(status, _REASONS.get(status))
         if denial.retry_after is not None:
             request.setHeader(b"retry-after", retry_after_value(denial.retry_after))
         return denial.compat_body() if crossbar else denial.rest_body()

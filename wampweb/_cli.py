@@ -237,9 +237,16 @@ async def _serve(
     if port is None:
         await finished
         return
-    mounts = [(path, _kind_of(resource)) for path, resource in web.mounts.items()]
+    mounts = [
+        (path, _kind_of(resource), _signed(resource)) for path, resource in web.mounts.items()
+    ]
     _print_welcome(out, mounts, port, router.url if router is not None else None)
     await finished
+
+
+def _signed(resource: object) -> bool:
+    verifier = getattr(getattr(resource, "settings", None), "verifier", None)
+    return bool(getattr(verifier, "signed", False))
 
 
 def _kind_of(resource: object) -> BridgeKind | None:
@@ -301,13 +308,13 @@ def _run_workers(options: argparse.Namespace, config: Any) -> int:
             router.close()
 
 
-def _configured_mounts(config: Any) -> list[tuple[str, BridgeKind | None]]:
+def _configured_mounts(config: Any) -> list[tuple[str, BridgeKind | None, bool]]:
     if config is not None and config.bridge:
-        return [(mount.path, mount.kind) for mount in config.bridge]
+        return [(mount.path, mount.kind, bool(mount.keys)) for mount in config.bridge]
     return [
-        ("/publish", BridgeKind.PUBLISHER),
-        ("/call", BridgeKind.CALLER),
-        ("/webhook", BridgeKind.WEBHOOK),
+        ("/publish", BridgeKind.PUBLISHER, False),
+        ("/call", BridgeKind.CALLER, False),
+        ("/webhook", BridgeKind.WEBHOOK, False),
     ]
 
 
@@ -326,7 +333,7 @@ async def _wait_listening(web: WampWeb, reactor: Any) -> int | None:
 
 def _print_welcome(
     out: TextIO,
-    mounts: list[tuple[str, BridgeKind | None]],
+    mounts: list[tuple[str, BridgeKind | None, bool]],
     port: int,
     router_url: str | None,
     workers: int = 1,
@@ -342,15 +349,21 @@ def _print_welcome(
             f"  wampweb tail {DEMO_TOPIC} --router {router_url}",
         ]
     lines += ["", "Try:"]
-    lines += [f"  {_curl_line(base, path, kind)}" for path, kind in mounts if kind is not None]
+    lines += [
+        f"  {_curl_line(base, path, kind, signed)}"
+        for path, kind, signed in mounts
+        if kind is not None
+    ]
     lines += [f"  curl -s {base}/ready", "", "Stop with Ctrl-C."]
     out.write("\n".join(lines) + "\n")
     out.flush()
 
 
-def _curl_line(base: str, path: str, kind: BridgeKind) -> str:
-    """A request that works against a freshly started, unsigned mount."""
+def _curl_line(base: str, path: str, kind: BridgeKind, signed: bool = False) -> str:
+    """A request that works against a freshly started mount (signed ones: how to sign it)."""
     url = f"{base}{path}"
+    if signed:
+        return f"wampweb sign --url {url} --key KEY --secret-env SECRET_VARIABLE --data '...'"
     if kind is BridgeKind.WEBHOOK:
         return f"curl -s -X POST {url} -d 'any text, e.g. a webhook payload'"
     if kind is BridgeKind.CALLER:

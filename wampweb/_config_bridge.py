@@ -151,6 +151,7 @@ def _parse_mount(table: Table, components: Sequence[str]) -> MountConfig:
         known = ", ".join(repr(c) for c in components)
         raise table.error("component", f"no component named {component!r} (configured: {known})")
     mode = BridgeMode(table.choice("mode", [m.value for m in BridgeMode], "crossbar"))
+    table.boolean("debug", False)  # Crossbar's logging switch: accepted, wampweb logs anyway
     # Crossbar's 0 means "no limit"; wampweb keeps a bound even then.
     limit = table.integer("post_body_limit", 0, at_least=0, at_most=MAX_BODY_LIMIT)
     values: dict[str, Any] = {
@@ -243,6 +244,10 @@ def _networks(table: Table, name: str) -> tuple[str, ...]:
 def _origins(table: Table) -> tuple[str, ...] | None:
     values = table.array("cors_origins")
     if values is None:
+        if "cors_credentials" in table:
+            raise table.error(
+                "cors_credentials", "only means something with cors_origins (an allowlist)"
+            )
         return None
     for value in values:
         if not isinstance(value, str) or not (

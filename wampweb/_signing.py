@@ -230,7 +230,7 @@ class _ReplayMemory:
         same_request: _Identity = ("signature", key, digest)
         same_nonce: _Identity = ("nonce", key, nonce)
         if same_request in self._seen:
-            raise _replayed("this exact signed request was already accepted")
+            raise _replayed("this exact signed request was already seen")
         if same_nonce in self._seen:
             shown = _shown(nonce)
             raise _replayed(f"nonce '{shown}' was already used with key '{key}'")
@@ -394,6 +394,11 @@ class RequestVerifier:
     def remembered(self) -> int:
         """How many signed requests the replay memory holds (expired ones included until swept)."""
         return 0 if self._memory is None else len(self._memory)
+
+    @property
+    def signed(self) -> bool:
+        """Whether requests must be signed (keys are configured)."""
+        return bool(self._keys)
 
     def verify(self, args: Mapping[bytes, Sequence[bytes]], body: bytes) -> str | None:
         """

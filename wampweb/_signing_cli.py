@@ -121,8 +121,9 @@ def _read_secret(options: argparse.Namespace) -> bytes:
             secret = sys.stdin.buffer.read()
         else:
             secret = _read_file(options.secret_file, "--secret-file")
-        # `echo secret > file` adds a newline nobody means as part of the secret.
-        secret = secret.removesuffix(b"\n").removesuffix(b"\r")
+    # As the server reads secrets from its config: surrounding whitespace (a
+    # file's newline) is not part of a secret, or the two would disagree.
+    secret = secret.strip()
     if not secret:
         raise ConfigError("the secret is empty", key=_secret_source(options))
     return secret
