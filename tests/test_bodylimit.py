@@ -115,7 +115,13 @@ async def test_a_chunked_body_is_counted_as_it_arrives(port: int) -> None:
 def test_the_refused_body_is_never_stored() -> None:
     class Channel:
         site = type(
-            "Site", (), {"resource": type("R", (), {"body_limit_for": lambda s, p: 10})()}
+            "Site",
+            (),
+            {
+                "resource": type(
+                    "R", (), {"mounted_for": lambda s, p: type("M", (), {"body_limit": 10})()}
+                )()
+            },
         )()
         _path = b"/publish"
         transport = None
