@@ -318,7 +318,19 @@ B = '{"topic": "com.example.t", '  # the start of a publish body
         (
             B + '"kwargs": {"options": {"exclude_me": false}}}',
             "Request body field 'kwargs' may not have the key 'options': Autobahn's publish() "
-            "and call() take 'options' as their own keyword argument, so it would never reach "
+            "and call() take 'options' as their own argument, so it would never reach "
+            "the subscribers.",
+        ),
+        (
+            B + '"kwargs": {"topic": null}}',
+            "Request body field 'kwargs' may not have the key 'topic': Autobahn's publish() "
+            "and call() take 'topic' as their own argument, so it would never reach "
+            "the subscribers.",
+        ),
+        (
+            B + '"kwargs": {"self": 1}}',
+            "Request body field 'kwargs' may not have the key 'self': Autobahn's publish() "
+            "and call() take 'self' as their own argument, so it would never reach "
             "the subscribers.",
         ),
     ],

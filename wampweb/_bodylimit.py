@@ -71,6 +71,11 @@ class LimitedRequest(server.Request):
 
     def gotLength(self, length: int | None) -> None:
         self._mount = self._mount_for_this_path()
+        if self._mount is not None:
+            # Mounted resources read the raw body. Twisted's form parsing
+            # would only cost time, and on a malformed multipart body or
+            # content type it answers (or drops the connection) itself.
+            self._parsePOSTFormSubmission = False
         limit = getattr(self._mount, "body_limit", None)
         self._body_limit = limit if isinstance(limit, int) and limit > 0 else None
         limit = self._body_limit

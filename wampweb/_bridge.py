@@ -46,7 +46,7 @@ from wampweb._cors import CorsPolicy
 from wampweb._denial import DeniedError, bad_request
 from wampweb._errors import BadRequestError, WampWebError
 from wampweb._http import answer_for, retry_after_value
-from wampweb._jsonbody import decode_utf8, parse_body
+from wampweb._jsonbody import check_payload_value, decode_utf8, parse_body
 from wampweb._options import PUBLISH_OPTIONS
 from wampweb._ratelimit import RateLimiter, rate_limit_identity
 from wampweb._signing import RequestVerifier
@@ -287,6 +287,9 @@ class BridgeResource(Resource):
             for name, values in request.requestHeaders.getAllRawHeaders()
         }
         event = {"headers": headers, "body": text}
+        # A body starting with NUL reads as binary to Autobahn's JSON peers and
+        # would drop their sessions: refuse it like any unsafe payload.
+        check_payload_value(event, "webhook event")
         return self.component.publish(self.settings.topic, [event])
 
     # -- answers --------------------------------------------------------------------------

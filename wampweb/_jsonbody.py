@@ -504,12 +504,13 @@ def _args(value: Any) -> tuple[Any, ...]:
 
 def _kwargs(value: Any, required: str) -> Mapping[str, Any]:
     if isinstance(value, dict):
-        if "options" in value:
-            raise bad_request(
-                "Request body field 'kwargs' may not have the key 'options': Autobahn's "
-                "publish() and call() take 'options' as their own keyword argument, so it "
-                f"would never reach {_RECEIVERS[required]}."
-            )
+        for name in ("options", required, "self"):
+            if name in value:
+                raise bad_request(
+                    f"Request body field 'kwargs' may not have the key '{name}': Autobahn's "
+                    f"publish() and call() take '{name}' as their own argument, so it "
+                    f"would never reach {_RECEIVERS[required]}."
+                )
         return value
     if value is None or value == []:
         return {}

@@ -102,7 +102,7 @@ class Operations:
         Crossbar, milliseconds in the WAMP spec and Bondy), and a CANCEL means
         the same thing everywhere.
         """
-        kw = _check_payload(args, kwargs)
+        kw = _check_payload(args, kwargs, "procedure")
         deadline = self.default_timeout if timeout is None else timeout
         checked_options = call_options(options)
 
@@ -127,7 +127,7 @@ class Operations:
         Always acknowledged: without it Autobahn returns None and a lost
         publish is indistinguishable from a delivered one.
         """
-        kw = _check_payload(args, kwargs)
+        kw = _check_payload(args, kwargs, "topic")
         checked_options = publish_options(options)
         deadline = self.default_timeout if timeout is None else timeout
 
@@ -218,11 +218,17 @@ class Operations:
             )
 
 
-def _check_payload(args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Refuse payloads that would collide with Autobahn's own keyword arguments."""
+def _check_payload(
+    args: Sequence[Any], kwargs: Mapping[str, Any] | None, uri_argument: str
+) -> dict[str, Any]:
+    """Refuse payloads that would collide with Autobahn's own arguments."""
     if isinstance(args, str | bytes) or not isinstance(args, Sequence):
         raise BadRequestError(f"args must be a list, not {type(args).__name__}")
     kw = dict(kwargs or {})
-    if "options" in kw:
-        raise BadRequestError("a keyword argument named 'options' cannot be sent through Autobahn")
+    for name in ("options", uri_argument, "self"):
+        if name in kw:
+            raise BadRequestError(
+                f"a keyword argument named {name!r} cannot be sent through Autobahn, "
+                "whose own argument has that name"
+            )
     return kw
