@@ -328,6 +328,13 @@ B = '{"topic": "com.example.t", '  # the start of a publish body
             "the subscribers.",
         ),
         (
+            B + '"kwargs": {"f": 1}}',
+            "Request body field 'kwargs' may not have the key 'f': Autobahn peers on Twisted "
+            "hand keyword arguments to their handlers through maybeDeferred(f, ...) and "
+            "txaio's as_future(fun, ...), so this key would break the session of the "
+            "subscribers.",
+        ),
+        (
             B + '"kwargs": {"self": 1}}',
             "Request body field 'kwargs' may not have the key 'self': Autobahn's publish() "
             "and call() take 'self' as their own argument, so it would never reach "

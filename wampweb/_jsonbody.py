@@ -502,6 +502,10 @@ def _args(value: Any) -> tuple[Any, ...]:
     )
 
 
+#: Keyword names that break an Autobahn peer receiving them (its dispatch's own parameters).
+RECEIVER_RESERVED = ("f", "fun")
+
+
 def _kwargs(value: Any, required: str) -> Mapping[str, Any]:
     if isinstance(value, dict):
         for name in ("options", required, "self"):
@@ -510,6 +514,14 @@ def _kwargs(value: Any, required: str) -> Mapping[str, Any]:
                     f"Request body field 'kwargs' may not have the key '{name}': Autobahn's "
                     f"publish() and call() take '{name}' as their own argument, so it "
                     f"would never reach {_RECEIVERS[required]}."
+                )
+        for name in RECEIVER_RESERVED:
+            if name in value:
+                raise bad_request(
+                    f"Request body field 'kwargs' may not have the key '{name}': Autobahn "
+                    f"peers on Twisted hand keyword arguments to their handlers through "
+                    f"maybeDeferred(f, ...) and txaio's as_future(fun, ...), so this key "
+                    f"would break the session of {_RECEIVERS[required]}."
                 )
         return value
     if value is None or value == []:

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wampweb._errors import BadRequestError, DeadlineError, NoSessionError, SessionLostError
+from wampweb._jsonbody import RECEIVER_RESERVED
 from wampweb._options import call_options, publish_options
 from wampweb._sessions import Session, SessionTracker
 
@@ -230,5 +231,11 @@ def _check_payload(
             raise BadRequestError(
                 f"a keyword argument named {name!r} cannot be sent through Autobahn, "
                 "whose own argument has that name"
+            )
+    for name in RECEIVER_RESERVED:
+        if name in kw:
+            raise BadRequestError(
+                f"a keyword argument named {name!r} would break the session of an Autobahn "
+                "peer receiving it (its dispatch passes handlers through f/fun parameters)"
             )
     return kw
