@@ -297,3 +297,13 @@ def test_a_retry_for_an_old_session_does_not_touch_the_new_one(
     assert old.of_kind("register")[1:] == []
     assert backend.status()["missing"] == {}
     assert backend.state is SessionState.READY
+
+
+def test_tcp_listeners_get_a_deep_backlog_unless_they_set_one() -> None:
+    from wampweb._app import with_backlog
+
+    assert (
+        with_backlog("tcp:8090:interface=127.0.0.1") == "tcp:8090:interface=127.0.0.1:backlog=1024"
+    )
+    assert with_backlog("tcp:8090:backlog=10") == "tcp:8090:backlog=10"
+    assert with_backlog("unix:/run/wampweb.sock") == "unix:/run/wampweb.sock"

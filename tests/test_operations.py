@@ -201,3 +201,20 @@ def test_call_options_the_client_may_not_set_are_refused_with_a_reason(
     with pytest.raises(BadRequestError, match="role configuration"):
         ops.call("com.example.f", options={"disclose_me": True})
     assert session.records == []
+
+
+def test_a_transport_that_is_going_away_means_the_request_was_never_sent(
+    ops: Operations, tracker: SessionTracker
+) -> None:
+    from autobahn.exception import Disconnected
+
+    class Closing(FakeSession):
+        """Auto-ping gave up: the WebSocket refuses to send; the leave is still to come."""
+
+        def publish(self, topic: str, *args: object, **kwargs: object) -> None:
+            raise Disconnected("Attempt to send on a closed protocol")
+
+    tracker.on_join(Closing())
+    answered = ops.publish("com.example.topic")
+    assert answered.result.check(NoSessionError)
+    answered.addErrback(lambda _: None)

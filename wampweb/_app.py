@@ -55,6 +55,19 @@ DEFAULT_LISTEN = "tcp:8090:interface=127.0.0.1"
 REJOIN_GRACE = 5.0
 
 
+#: Pending connections the kernel queues for a TCP listener. Twisted's default
+#: of 50 overflows under a burst of new connections, and the kernel then drops
+#: SYNs, which clients retry only after a second.
+DEFAULT_BACKLOG = 1024
+
+
+def with_backlog(listen: str) -> str:
+    """A TCP endpoint string with wampweb's backlog, unless it names its own."""
+    if listen.startswith(("tcp:", "tcp6:", "ssl:")) and "backlog=" not in listen:
+        return f"{listen}:backlog={DEFAULT_BACKLOG}"
+    return listen
+
+
 def _default_reactor() -> Any:
     from twisted.internet import reactor
 
@@ -344,7 +357,7 @@ class WampWeb(MultiService):
         MultiService.startService(self)
         if self.listen is not None:
             endpoint = (
-                serverFromString(self.reactor, self.listen)
+                serverFromString(self.reactor, with_backlog(self.listen))
                 if isinstance(self.listen, str)
                 else self.listen
             )

@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
+from autobahn.exception import Disconnected
 from autobahn.wamp.exception import TransportLost
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -171,10 +172,14 @@ class Operations:
         pending = _Pending(description, session, answer)
         try:
             inner = issue(session)
-        except TransportLost:
-            raise NoSessionError(
-                self.tracker.name, self.tracker.retry_after, "the transport is gone"
-            ) from None
+        except (TransportLost, Disconnected):
+            # TransportLost: the transport is gone. Disconnected: it is going
+            # (e.g. auto-ping gave up) and the leave has not arrived yet.
+            # Either way nothing was sent: a failed Deferred, as from any other
+            # operation, never an exception out of call()/publish().
+            return fail(
+                NoSessionError(self.tracker.name, self.tracker.retry_after, "the transport is gone")
+            )
         if not isinstance(inner, Deferred):
             raise TypeError(f"{description}: Autobahn returned {inner!r}, not a Deferred")
         pending.inner = inner
