@@ -180,3 +180,42 @@ def test_headers_in_time_are_served_and_the_clock_restarts_for_the_next_request(
     assert not transport.disconnecting, "keep-alive: the next request has its own deadline"
     clock.advance(0.1)
     assert transport.value().startswith(b"HTTP/1.1 408")
+
+
+def test_a_slow_answer_is_not_a_slow_header_and_the_clock_restarts_after_it() -> None:
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+    from twisted.web.resource import Resource
+    from twisted.web.server import NOT_DONE_YET
+
+    from wampweb._http import make_site
+
+    held: list[Any] = []
+
+    class Slow(Resource):
+        isLeaf = True
+
+        def render(self, request: Any) -> int:
+            held.append(request)
+            return NOT_DONE_YET
+
+    clock = Clock()
+    web = WampWeb(listen=None, reactor=clock)
+    web.mount("/slow", Slow())
+    site = make_site(web.resource(), reactor=clock, header_timeout=5.0)
+    protocol = site.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    clock.advance(3.0)
+    protocol.dataReceived(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    clock.advance(20.0)  # the old deadline passes while the answer is awaited
+    assert not transport.disconnecting
+    assert transport.value() == b""
+    held[0].write(b"done")
+    held[0].finish()
+    assert transport.value().startswith(b"HTTP/1.1 200")
+    transport.clear()
+    clock.advance(4.9)
+    assert not transport.disconnecting
+    clock.advance(0.1)
+    assert transport.value().startswith(b"HTTP/1.1 408")

@@ -218,3 +218,16 @@ def test_a_transport_that_is_going_away_means_the_request_was_never_sent(
     answered = ops.publish("com.example.topic")
     assert answered.result.check(NoSessionError)
     answered.addErrback(lambda _: None)
+
+
+def test_each_message_is_pushed_to_the_router_as_it_is_made(
+    ops: Operations, session: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Left to the reactor's next turn, a turn's messages would reach the router
+    # together and the router would wait for wampweb to finish the turn.
+    flushed: list[object] = []
+    monkeypatch.setattr("wampweb._operations.flush_now", flushed.append)
+    ops.publish("com.example.topic", [1])
+    ops.call("com.example.proc", [2])
+    assert len(flushed) == 2, "one push per message, each right after it was made"
+    assert len(session.records) == 2

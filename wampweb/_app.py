@@ -210,7 +210,8 @@ class WampWeb(MultiService):
     waits for a session before its 503; ``call_timeout`` is the default
     deadline of calls and publishes. ``header_timeout`` is how long a client
     may take to send a request's headers (slow senders get 408), and
-    ``idle_timeout`` how long an idle connection is kept.
+    ``idle_timeout`` how long an idle connection is kept. ``access_log``:
+    None (no line per request), ``"-"`` (into the log) or a file path.
     """
 
     def __init__(
@@ -226,6 +227,7 @@ class WampWeb(MultiService):
         stable_after: float = 10.0,
         header_timeout: float = 10.0,
         idle_timeout: float = 60.0,
+        access_log: str | None = None,
     ) -> None:
         MultiService.__init__(self)
         if app is None:
@@ -240,6 +242,7 @@ class WampWeb(MultiService):
         self.drain_timeout = drain_timeout
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
+        self.access_log = access_log
         self.retry_after = retry_after
         self.session_wait = session_wait
         self.call_timeout = call_timeout
@@ -314,6 +317,7 @@ class WampWeb(MultiService):
                 reactor=self.reactor,
                 header_timeout=self.header_timeout,
                 idle_timeout=self.idle_timeout,
+                access_log=self.access_log,
             )
         return self._site
 

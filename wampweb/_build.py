@@ -41,6 +41,7 @@ def app_from_config(
         stable_after=server.stable_after,
         header_timeout=server.header_timeout,
         idle_timeout=server.idle_timeout,
+        access_log=server.access_log,
     )
     for name, component in config.components.items():
         web.add_component(name, component.build_component())

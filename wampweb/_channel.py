@@ -39,39 +39,46 @@ class DeadlineChannel(HTTPChannel):
 
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     _header_timer: IDelayedCall | None = None
+    #: True from the end of one request (or the connection's start) to the
+    #: next request's last header: the only time the deadline applies.
+    _awaiting_headers = False
 
     def connectionMade(self) -> None:
         super().connectionMade()  # type: ignore[no-untyped-call]
-        self._arm()
+        self._headers_due()
 
     def allHeadersReceived(self) -> None:
-        self._disarm()
+        # The timer is left running (should it fire now, it does nothing):
+        # one reset per request costs far less than a cancel and a new call.
+        self._awaiting_headers = False
         super().allHeadersReceived()  # type: ignore[no-untyped-call]
 
     def requestDone(self, request: Any) -> None:
         super().requestDone(request)  # type: ignore[no-untyped-call]
         if self.persistent and not self.requests:
-            self._arm()  # the next request's headers are on the clock
+            self._headers_due()  # the next request's headers are on the clock
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._disarm()
+        self._awaiting_headers = False
+        timer, self._header_timer = self._header_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         super().connectionLost(reason)  # type: ignore[no-untyped-call]
 
-    def _arm(self) -> None:
-        self._disarm()
-        timer: IDelayedCall = self.callLater(  # type: ignore[no-untyped-call]
+    def _headers_due(self) -> None:
+        self._awaiting_headers = True
+        timer = self._header_timer
+        if timer is not None and timer.active():
+            timer.reset(self.header_timeout)
+            return
+        timer = self.callLater(  # type: ignore[no-untyped-call]
             self.header_timeout, self._headers_too_slow
         )
         self._header_timer = timer
 
-    def _disarm(self) -> None:
-        timer, self._header_timer = self._header_timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
-
     def _headers_too_slow(self) -> None:
         self._header_timer = None
-        if self.transport is None:
+        if not self._awaiting_headers or self.transport is None:
             return
         _log.info(
             "closing a connection whose request headers took over {t:g} s", t=self.header_timeout

@@ -92,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes sharing the port (a number, or 'auto' for one per core)",
     )
+    run.add_argument(
+        "--access-log",
+        metavar="FILE",
+        default=None,
+        help="write a line per request to FILE, or to the log with '-' (default: none)",
+    )
     run.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     run.add_argument(
         "--log-level",
@@ -143,7 +149,12 @@ def _check_config_command(options: argparse.Namespace) -> int:
 
 
 def _run_command(options: argparse.Namespace) -> int:
-    from wampweb._config import WampWebConfig, config_from_flags, load_config
+    from wampweb._config import (
+        WampWebConfig,
+        access_log_from_flag,
+        config_from_flags,
+        load_config,
+    )
 
     if options.config and (options.router or options.realm):
         sys.stderr.write("wampweb: give either --config or --router/--realm, not both\n")
@@ -160,6 +171,7 @@ def _run_command(options: argparse.Namespace) -> int:
                 options.router, options.realm or DEFAULT_REALM, options.listen
             )
         setup = _load_app_factory(options.app) if options.app else None
+        access_log = access_log_from_flag(options.access_log) if options.access_log else None
     except ConfigError as error:
         sys.stderr.write(f"wampweb: {error}\n")
         return 1
@@ -174,7 +186,15 @@ def _run_command(options: argparse.Namespace) -> int:
 
     def run(reactor: Any) -> Deferred[None]:
         return ensureDeferred(
-            _serve(reactor, config, options.listen, setup, sys.stdout, listen_fd=options.listen_fd)
+            _serve(
+                reactor,
+                config,
+                options.listen,
+                setup,
+                sys.stdout,
+                listen_fd=options.listen_fd,
+                access_log=access_log,
+            )
         )
 
     try:
@@ -192,6 +212,7 @@ async def _serve(
     out: TextIO,
     *,
     listen_fd: int | None = None,
+    access_log: str | None = None,
 ) -> None:
     from wampweb._config import config_from_flags
 
@@ -215,9 +236,13 @@ async def _serve(
         except WampWebError:
             router.close()
             raise
-        config = config_from_flags(router.url, DEFAULT_REALM, listen)
+        # RawSocket + msgpack: the cheapest way to a local Crossbar.io (no
+        # WebSocket framing or masking; see docs/benchmarks.rst).
+        config = config_from_flags(router.rawsocket_url, DEFAULT_REALM, listen)
     elif listen is not None:
         config = attrs.evolve(config, server=attrs.evolve(config.server, listen=listen))
+    if access_log is not None:
+        config = attrs.evolve(config, server=attrs.evolve(config.server, access_log=access_log))
 
     web = app_from_config(config, reactor=reactor)
     web.add_health_routes()
@@ -277,6 +302,8 @@ def _run_workers(options: argparse.Namespace, config: Any) -> int:
         sys.stderr.write(f"wampweb: {error}\n")
         return 2
     passed = ["--log-level", options.log_level]
+    if options.access_log:
+        passed += ["--access-log", options.access_log]
     if options.app:
         passed += ["--app", options.app]
     router = None
@@ -287,7 +314,7 @@ def _run_workers(options: argparse.Namespace, config: Any) -> int:
             router = EmbeddedRouter(realm=DEFAULT_REALM)
             router.start()
             router.wait_ready_blocking()
-            passed += ["--router", router.url, "--realm", DEFAULT_REALM]
+            passed += ["--router", router.rawsocket_url, "--realm", DEFAULT_REALM]
         elif options.config:
             passed += ["--config", options.config]
         else:

@@ -53,6 +53,8 @@ class ServerConfig:
     stable_after: float = 10.0
     header_timeout: float = 10.0
     idle_timeout: float = 60.0
+    #: None: no access log; "-": into wampweb's log; else a file path.
+    access_log: str | None = None
 
 
 @attrs.frozen
@@ -169,6 +171,15 @@ def config_from_flags(router_url: str, realm: str, listen: str | None = None) ->
         raise ConfigError(exc.reason, key=key, source=_FLAGS_SOURCE) from None
 
 
+def access_log_from_flag(value: str) -> str | None:
+    """``--access-log``, checked as ``[server] access_log`` is, paths against the working folder."""
+    table = Table({"access_log": value}, Where(source=_FLAGS_SOURCE, key="", base_dir=Path.cwd()))
+    try:
+        return _parse_access_log(table)
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, key="access_log", source=_FLAGS_SOURCE) from None
+
+
 def _parse_server(table: Table) -> ServerConfig:
     table.only(attrs.fields_dict(ServerConfig))
     listen = table.string("listen", DEFAULT_LISTEN)
@@ -189,7 +200,21 @@ def _parse_server(table: Table) -> ServerConfig:
         stable_after=table.number("stable_after", 10.0, above=0, what=seconds),
         header_timeout=table.number("header_timeout", 10.0, above=0, what=seconds),
         idle_timeout=table.number("idle_timeout", 60.0, above=0, what=seconds),
+        access_log=_parse_access_log(table),
     )
+
+
+def _parse_access_log(table: Table) -> str | None:
+    """``"-"`` (into the log) or a file whose folder exists, relative to the config file."""
+    value = table.optional_string("access_log")
+    if value is None or value == "-":
+        return value
+    path = table.at("access_log").path(value)
+    if not path.parent.is_dir():
+        raise table.error("access_log", f"the folder of {str(path)!r} does not exist")
+    if path.is_dir():
+        raise table.error("access_log", f"{str(path)!r} is a folder, not a file")
+    return str(path)
 
 
 def _parse_component(name: str, components: Table) -> ComponentConfig:

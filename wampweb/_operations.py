@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wampweb._errors import BadRequestError, DeadlineError, NoSessionError, SessionLostError
+from wampweb._flush import flush_now
 from wampweb._jsonbody import RECEIVER_RESERVED
 from wampweb._options import call_options, publish_options
 from wampweb._sessions import Session, SessionTracker
@@ -183,6 +184,8 @@ class Operations:
         if not isinstance(inner, Deferred):
             raise TypeError(f"{description}: Autobahn returned {inner!r}, not a Deferred")
         pending.inner = inner
+        # The router can start on this message while we read the next request.
+        flush_now(getattr(session, "_transport", None))
 
         key = id(session)
         self._in_flight.setdefault(key, set()).add(pending)
