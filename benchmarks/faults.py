@@ -20,6 +20,8 @@ Scenarios (``docs/faults.rst`` says what each checks and what was measured):
   and refuses new ones, then lets them through again.
 - ``link-blackhole``: the proxy stops forwarding but keeps the sockets open
   (noticed only by WebSocket auto-ping).
+- ``link-blackhole-rawsocket``: the same over RawSocket, which has no ping
+  (noticed only by wampweb's WAMP heartbeat).
 - ``graceful-shutdown``: SIGTERM under load.
 - ``oversized``: 100 concurrent 100 MB uploads, with and without
   ``Expect: 100-continue``.
@@ -79,6 +81,7 @@ SCENARIOS = (
     "inflight-calls",
     "link-cut",
     "link-blackhole",
+    "link-blackhole-rawsocket",
     "graceful-shutdown",
     "oversized",
     "slow-headers",
@@ -102,6 +105,10 @@ PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     "link-blackhole": {
         "full": {"holes": 5, "ping": 1.0, "rate": 50.0, "detect_wait": 30.0, "rawsocket": 0},
         "short": {"holes": 2, "ping": 1.0, "rate": 50.0, "detect_wait": 30.0, "rawsocket": 0},
+    },
+    "link-blackhole-rawsocket": {
+        "full": {"holes": 5, "ping": 1.0, "rate": 50.0, "detect_wait": 30.0, "rawsocket": 1},
+        "short": {"holes": 2, "ping": 1.0, "rate": 50.0, "detect_wait": 30.0, "rawsocket": 1},
     },
     "graceful-shutdown": {
         "full": {"rate": 200.0, "call_rate": 20.0, "before": 5.0, "after": 1.0, "delay": 1.0},
@@ -872,21 +879,32 @@ async def link_cut(lab: Lab, p: dict[str, Any]) -> Result:
 
 async def link_blackhole(lab: Lab, p: dict[str, Any]) -> Result:
     """
-    The proxy stops forwarding (sockets stay open). Only WebSocket auto-ping can
-    notice; the config sets a short interval and timeout. How long does it take?
+    The proxy stops forwarding (sockets stay open). Only a ping can notice:
+    WebSocket auto-ping, or over RawSocket (``rawsocket``), which has none,
+    wampweb's WAMP heartbeat. The config sets a short interval and timeout
+    (``ping``; 0 turns the RawSocket heartbeat off). How long does it take?
     """
     reactor = lab.reactor
-    result = Result("link-blackhole")
+    rawsocket = bool(p.get("rawsocket"))
+    name = "link-blackhole-rawsocket" if rawsocket else "link-blackhole"
+    result = Result(name)
     router = await lab.router_up()
-    rawsocket = bool(p.get("rawsocket"))  # the experiment: RawSocket has no ping at all
     proxy = CutProxy(reactor, router.rawsocket_port if rawsocket else router.port)
     await proxy.listen()
     lab.on_cleanup(proxy.close)
     deadline = 5.0
     ping = p["ping"]
     if rawsocket:
+        heartbeat = (
+            {"heartbeat_interval": ping, "heartbeat_timeout": ping}
+            if ping
+            else {"heartbeat_interval": 0}
+        )
         config = wampweb_config(
-            free_port(), f"rs://127.0.0.1:{proxy.port}", server={"call_timeout": deadline}
+            free_port(),
+            f"rs://127.0.0.1:{proxy.port}",
+            server={"call_timeout": deadline},
+            transport={"options": heartbeat},
         )
     else:
         config = wampweb_config(
@@ -898,7 +916,7 @@ async def link_blackhole(lab: Lab, p: dict[str, Any]) -> Result:
                 "options": {"auto_ping_interval": ping, "auto_ping_timeout": ping},
             },
         )
-    web = lab.wampweb("link-blackhole", config)
+    web = lab.wampweb(name, config)
     http = _http(lab, web.port, timeout=deadline + 1.0)
     probe = _http(lab, web.port, timeout=2.0, pool_size=2)
     await web.wait_ready(reactor, http)
@@ -923,7 +941,7 @@ async def link_blackhole(lab: Lab, p: dict[str, Any]) -> Result:
         await sleep(reactor, 0.5)
         proxy.heal()
         rejoins.append(await _wait_state(reactor, probe, True, timeout=15.0))
-        say(f"link-blackhole: detected after {detected} s, rejoined {rejoins[-1]} s after healing")
+        say(f"{name}: detected after {detected} s, rejoined {rejoins[-1]} s after healing")
     await sleep(reactor, 0.5)
     done[0] = True
     await streaming
@@ -937,7 +955,7 @@ async def link_blackhole(lab: Lab, p: dict[str, Any]) -> Result:
     result.fields.update(
         {
             "holes": len(windows),
-            "ping_s": "none (rawsocket)" if rawsocket else f"{ping:g}+{ping:g}",
+            "ping_s": f"{ping:g}+{ping:g}" if ping else "none",
             "detect_max_s": f"{max(found, default=0):.2f}",
             "detect_p50_s": f"{statistics.median(found) if found else 0:.2f}",
             "sent_while_unnoticed": len(unnoticed),
@@ -1335,6 +1353,7 @@ RUNNERS: dict[str, Callable[[Lab, dict[str, Any]], Awaitable[Result]]] = {
     "inflight-calls": inflight_calls,
     "link-cut": link_cut,
     "link-blackhole": link_blackhole,
+    "link-blackhole-rawsocket": link_blackhole,
     "graceful-shutdown": graceful_shutdown,
     "oversized": oversized,
     "slow-headers": slow_headers,

@@ -66,6 +66,14 @@ async def test_a_black_holed_link_is_noticed_by_websocket_auto_ping() -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest_twisted.ensureDeferred
+async def test_a_black_holed_rawsocket_link_is_noticed_by_the_wamp_heartbeat() -> None:
+    result = await run_short("link-blackhole-rawsocket")
+    assert result.passed, result.line()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
 async def test_sigterm_under_load_drains_says_goodbye_and_exits_0() -> None:
     result = await run_short("graceful-shutdown")
     assert result.passed, result.line()
@@ -101,6 +109,7 @@ def test_every_scenario_has_a_test_and_both_scales() -> None:
         "inflight-calls",
         "link-cut",
         "link-blackhole",
+        "link-blackhole-rawsocket",
         "graceful-shutdown",
         "oversized",
         "slow-headers",

@@ -26,7 +26,7 @@ from autobahn.twisted.websocket import WampWebSocketClientFactory
 from autobahn.wamp.message import check_or_raise_uri
 from autobahn.wamp.serializer import create_transport_serializer
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.task import Clock
 
 from wampweb._app import DEFAULT_LISTEN
 from wampweb._config_auth import authenticator_kwargs, parse_authentication
@@ -34,6 +34,7 @@ from wampweb._config_bridge import MountConfig, parse_bridge
 from wampweb._config_read import Table, Where, describe, freeze, key_part, thaw
 from wampweb._config_transport import TransportConfig, parse_transport, transport_from_url
 from wampweb._errors import ConfigError
+from wampweb._heartbeat import keep_settings
 
 #: Loopback only: exposing the bridge is a decision, not a default.
 
@@ -94,8 +95,16 @@ class ComponentConfig:
         """
         A new Component. ``overrides`` are for what a file cannot hold, such
         as ``session_factory`` or ``is_fatal``.
+
+        wampweb's own transport settings (the rawsocket heartbeat) are kept on
+        the Component's transports, since Autobahn refuses them as options.
         """
-        return Component(**{**self.component_kwargs(), **overrides})
+        component = Component(**{**self.component_kwargs(), **overrides})
+        if "transports" not in overrides:
+            for transport, config in zip(component._transports, self.transports, strict=True):
+                if config.heartbeat is not None:
+                    keep_settings(transport, config.heartbeat)
+        return component
 
 
 @attrs.frozen
@@ -184,8 +193,10 @@ def _parse_server(table: Table) -> ServerConfig:
     table.only(attrs.fields_dict(ServerConfig))
     listen = table.string("listen", DEFAULT_LISTEN)
     try:
-        # A memory reactor parses (and loads TLS files) without listening.
-        serverFromString(MemoryReactorClock(), listen)
+        # Parsing (and loading TLS files) never touches the reactor: a Clock
+        # stands in (twisted.internet.testing would import trial, pdb and
+        # doctest into every wampweb process).
+        serverFromString(Clock(), listen)
     except Exception as exc:
         raise table.error(
             "listen", f"not a usable Twisted server endpoint ({type(exc).__name__}: {exc})"
@@ -297,7 +308,7 @@ def _build_factory(transport: Mapping[str, Any]) -> None:
             url=transport["url"],
             serializers=[create_transport_serializer(s) for s in transport["serializers"]],
             proxy=transport.get("proxy"),
-            reactor=MemoryReactorClock(),
+            reactor=Clock(),
         )
     else:
         serializer = create_transport_serializer(transport["serializer"])

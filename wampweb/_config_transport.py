@@ -1,6 +1,6 @@
 """
 One entry of a component's ``transports``: URL, endpoint, serializers,
-protocol options and the reconnect knobs.
+protocol options, the reconnect knobs, and the rawsocket heartbeat.
 
 Autobahn's Component checks a transport's keys when it is created but most
 values only when it connects, on every attempt, where a mistake becomes an
@@ -24,6 +24,7 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.util import parse_url as parse_ws_url
 
 from wampweb._config_read import Table, Where, describe
+from wampweb._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
 
 TransportType = Literal["websocket", "rawsocket"]
 
@@ -76,6 +77,9 @@ _WEBSOCKET_OPTIONS: Final[Mapping[str, _Option]] = {
 _RAWSOCKET_OPTIONS: Final[Mapping[str, _Option]] = {
     "max_message_payload_size": _Option("maxMessagePayloadSize", "int", 512, 2**24),
 }
+#: wampweb's own rawsocket options (see :mod:`wampweb._heartbeat`): they sit in
+#: the same ``options`` table but never reach Autobahn, which refuses them.
+_HEARTBEAT_OPTIONS: Final = ("heartbeat_interval", "heartbeat_timeout")
 _NOT_EXPRESSIBLE: Final = ("per_message_compression_offers", "per_message_compression_accept")
 
 _RETRY_KEYS: Final = (
@@ -161,6 +165,8 @@ class TransportConfig:
     serializers: tuple[str, ...]
     options: Mapping[str, bool | int | float] = attrs.field(factory=lambda: MappingProxyType({}))
     proxy: ProxyConfig | None = None
+    #: Rawsocket only (websocket has auto-ping); None means wampweb's default.
+    heartbeat: HeartbeatSettings | None = None
     max_retries: int = -1
     initial_retry_delay: float = 0.5
     max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY
@@ -224,6 +230,7 @@ def parse_transport(value: object, where: Where) -> TransportConfig:
         serializers=_parse_serializers(kind, table),
         options=_parse_options(kind, table.table("options"), table.at("options")),
         proxy=proxy,
+        heartbeat=_parse_heartbeat(kind, table.table("options")),
         **_parse_retry(table),
     )
 
@@ -239,6 +246,7 @@ def transport_from_url(url: object, where: Where) -> TransportConfig:
         endpoint=_endpoint_from_url(kind, url, where),
         serializers=_parse_serializers(kind, Table({}, where)),
         options=_parse_options(kind, None, where),
+        heartbeat=_parse_heartbeat(kind, None),
     )
 
 
@@ -402,7 +410,11 @@ def _parse_options(
     if kind == "websocket":
         for key in _NOT_EXPRESSIBLE:
             table.refuse(key, f"{key!r} takes Python objects; set it in code, not in a file")
-    table.only(known)
+        for key in _HEARTBEAT_OPTIONS:
+            table.refuse(key, f"{key!r} is for rawsocket; websocket has auto_ping_* instead")
+        table.only(known)
+    else:
+        table.only([*known, *_HEARTBEAT_OPTIONS])
     for key, option in known.items():
         if key not in table:
             continue
@@ -421,6 +433,21 @@ def _parse_options(
     if "auto_ping_timeout" in table and options.get("auto_ping_interval") == 0:
         raise table.error("auto_ping_timeout", "has no effect while auto_ping_interval is 0")
     return MappingProxyType(options)
+
+
+def _parse_heartbeat(kind: TransportType, table: Table | None) -> HeartbeatSettings | None:
+    """Rawsocket only; the keys were already limited to known ones by :func:`_parse_options`."""
+    if kind == "websocket":
+        return None
+    if table is None:
+        return DEFAULT_HEARTBEAT
+    interval = table.number(
+        "heartbeat_interval", DEFAULT_HEARTBEAT.interval, at_least=0, what="seconds"
+    )
+    timeout = table.number("heartbeat_timeout", DEFAULT_HEARTBEAT.timeout, above=0, what="seconds")
+    if interval == 0 and "heartbeat_timeout" in table:
+        raise table.error("heartbeat_timeout", "has no effect while heartbeat_interval is 0")
+    return HeartbeatSettings(interval=interval, timeout=timeout)
 
 
 def _parse_retry(table: Table) -> dict[str, Any]:

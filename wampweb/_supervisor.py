@@ -7,7 +7,8 @@ GOODBYE with ``wamp.close.normal`` (a session kill) ends it for good, and an
 authentication or realm error is retried silently forever. The supervisor
 resets the backoff once a session has lasted, restarts the Component after a
 normal close, gives up at once (and says why) when the router refuses us, and
-turns on WebSocket auto-ping so a half-open link is noticed.
+makes sure a half-open link is noticed: WebSocket auto-ping, and for RawSocket,
+which has no ping, a WAMP heartbeat (:mod:`wampweb._heartbeat`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autobahn.twisted.component import Component
+from autobahn.twisted.rawsocket import WampRawSocketProtocol
 from autobahn.wamp.exception import ApplicationError
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
@@ -24,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wampweb._errors import ComponentFailedError
+from wampweb._heartbeat import Heartbeat, settings_of
 from wampweb._sessions import Session, SessionTracker
 
 _log = Logger()
@@ -92,8 +95,12 @@ class ComponentSupervisor(Service):
         self._fatal_reason: str | None = None
         self._stable_timer: IDelayedCall | None = None
         self._restart_timer: IDelayedCall | None = None
+        self._heartbeat: Heartbeat | None = None
+        #: The transport the Component is connecting (or connected) over.
+        self._connecting: object | None = None
         self._users_is_fatal = component._is_fatal
         component._is_fatal = self._is_fatal
+        self._note_transports(component)
         component.on("join", self._joined)
         component.on("leave", self._left)
         component.on("disconnect", self._disconnected)
@@ -111,6 +118,7 @@ class ComponentSupervisor(Service):
         Service.stopService(self)
         self._stopping = True
         self.tracker.mark_stopped()
+        self._stop_heartbeat()
         for timer in (self._stable_timer, self._restart_timer):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -190,6 +198,45 @@ class ComponentSupervisor(Service):
         for transport in self.component._transports:
             transport.reset()
 
+    def _note_transports(self, component: Component) -> None:
+        """
+        Remember which of its transports the Component tries, so a session's
+        heartbeat follows that transport's settings: Autobahn tells a session
+        nothing of the transport configuration it came from.
+        """
+        connect_once = getattr(component, "_connect_once", None)
+        if connect_once is None:
+            return
+
+        def noting(reactor: Any, transport: object) -> Any:
+            self._connecting = transport
+            return connect_once(reactor, transport)
+
+        # Autobahn looks the method up on the instance at each attempt.
+        component._connect_once = noting  # type: ignore[method-assign]
+
+    # -- heartbeat ------------------------------------------------------------------------
+
+    def _start_heartbeat(self, session: Session) -> None:
+        """RawSocket has no ping of its own: prove its link alive with WAMP calls."""
+        self._stop_heartbeat()
+        link = getattr(session, "_transport", None)
+        if not isinstance(link, WampRawSocketProtocol):
+            return
+        settings = settings_of(self._connecting)
+        if not settings.enabled:
+            return
+        self._heartbeat = Heartbeat(self.tracker.name, session, link, self.reactor, settings)
+        self._heartbeat.start()
+
+    def _stop_heartbeat(self, session: Session | None = None) -> None:
+        """Stop the heartbeat (of ``session`` only, if given: a late event of an old one)."""
+        heartbeat = self._heartbeat
+        if heartbeat is None or (session is not None and heartbeat.session is not session):
+            return
+        heartbeat.stop()
+        self._heartbeat = None
+
     # -- session events ----------------------------------------------------------------
 
     def _joined(self, session: Session, details: Any) -> None:
@@ -202,11 +249,15 @@ class ComponentSupervisor(Service):
                 self._reset_backoff()
 
         self._stable_timer = self.reactor.callLater(self.stable_after, still_joined)
+        if not self._stopping:
+            self._start_heartbeat(session)
 
     def _left(self, session: Session, details: Any) -> None:
+        self._stop_heartbeat(session)
         if self._stable_timer is not None and self._stable_timer.active():
             self._stable_timer.cancel()
         self.tracker.on_leave(session, details)
 
     def _disconnected(self, session: Session, was_clean: bool = False) -> None:
+        self._stop_heartbeat(session)
         self.tracker.on_disconnect(session, was_clean)
