@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import pytest
@@ -213,6 +217,128 @@ def test_health_reports_every_component_and_ready_waits_for_all(
     assert status == 200
     assert body["components"]["backend"]["state"] == "ready"
     assert answer(fired(served, served.get("http://app/health")))[0] == 200
+
+
+def test_health_and_ready_answer_get_only_with_a_json_405(served: StubTreq) -> None:
+    for path in ("http://app/health", "http://app/ready"):
+        response = fired(served, served.post(path, data=b"x"))
+        status, body = answer(response)
+        assert status == 405
+        assert response.headers.getRawHeaders("allow") == ["GET, HEAD"]
+        assert body == {
+            "error": "wampweb.error.method_not_allowed",
+            "args": ["POST is not allowed here, only GET and HEAD"],
+            "kwargs": {},
+        }
+
+
+def test_a_head_probe_of_health_gets_the_headers_alone(served: StubTreq) -> None:
+    response = fired(served, served.head("http://app/health"))
+    assert response.code == 200
+    assert response.headers.getRawHeaders("content-type") == ["application/json; charset=utf-8"]
+    assert answer(response) == (200, "")
+
+
+def test_a_path_below_health_is_a_json_404(served: StubTreq) -> None:
+    status, body = answer(fired(served, served.get("http://app/health/x")))
+    assert status == 404
+    assert body == {
+        "error": "wampweb.error.not_found",
+        "args": ["nothing is served at /health/x"],
+        "kwargs": {},
+    }
+
+
+def test_without_a_klein_app_an_unmounted_path_is_a_json_404(web: WampWeb) -> None:
+    web.add_health_routes()
+    web.startService()
+    stub = stub_client(web.resource())
+    response = fired(stub, stub.get("http://app/nowhere?x=1"))
+    assert answer(response) == (
+        404,
+        {
+            "error": "wampweb.error.not_found",
+            "args": ["nothing is served at /nowhere"],
+            "kwargs": {},
+        },
+    )
+    assert response.headers.getRawHeaders("cache-control") == ["no-store"]
+
+
+def test_the_klein_app_is_made_on_first_use_and_then_serves_unmounted_paths(
+    web: WampWeb,
+) -> None:
+    web.startService()
+    stub = stub_client(web.resource())
+    assert answer(fired(stub, stub.get("http://app/hello")))[0] == 404
+
+    assert web.app is web.app
+
+    @web.app.route("/hello")
+    def hello(request: Any) -> bytes:
+        return b"hello"
+
+    assert answer(fired(stub, stub.get("http://app/hello"))) == (200, "hello")
+
+
+def test_a_klein_app_passed_in_is_served_with_wampwebs_error_answers(clock: Clock) -> None:
+    from klein import Klein
+
+    from wampweb import NoSessionError
+
+    app = Klein()
+
+    @app.route("/")
+    def index(request: Any) -> bytes:
+        raise NoSessionError("backend", retry_after=4.0)
+
+    web = WampWeb(app, listen=None, reactor=clock)
+    assert web.app is app
+    web.startService()
+    stub = stub_client(web.resource())
+    response = fired(stub, stub.get("http://app/"))
+    assert answer(response)[1]["error"] == "wampweb.error.no_session"
+    assert response.headers.getRawHeaders("retry-after") == ["4"]
+
+
+def test_an_unmounted_path_is_refused_while_draining_like_any_other(web: WampWeb) -> None:
+    web.startService()
+    web.stopService()
+    stub = stub_client(web.resource())
+    status, body = answer(fired(stub, stub.get("http://app/nowhere")))
+    assert (status, body["error"]) == (503, "wampweb.error.stopping")
+
+
+def test_the_clis_default_app_never_imports_klein() -> None:
+    # In a fresh interpreter: other tests import klein into this one.
+    code = textwrap.dedent(
+        """
+        import io, sys
+        from twisted.internet.defer import ensureDeferred
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+        from wampweb._cli import _serve
+        from wampweb._config import config_from_flags
+
+        reactor = MemoryReactorClock()
+        config = config_from_flags("ws://127.0.0.1:1/ws", "realm1", "tcp:0")
+        serving = ensureDeferred(_serve(reactor, config, None, None, io.StringIO()))
+        reactor.run()  # what `wampweb run` does, up to serving
+        [(_, site, _, _)] = reactor.tcpServers
+        for path, status in [(b"/health", b"200"), (b"/ready", b"503"), (b"/nowhere", b"404")]:
+            protocol = site.buildProtocol(None)
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            protocol.dataReceived(b"GET " + path + b" HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+            assert transport.value().startswith(b"HTTP/1.1 " + status), transport.value()
+        imported = sorted({m.split(".")[0] for m in sys.modules} & {"klein", "werkzeug"})
+        assert not imported, imported
+        """
+    )
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_ready_waits_for_declared_registrations(web: WampWeb, fake: FakeComponent) -> None:

@@ -36,7 +36,13 @@ from twisted.web.server import Site
 
 from wampweb._declarations import Declarations
 from wampweb._errors import ComponentFailedError, WampWebError
-from wampweb._http import DrainingResource, make_site, render_error, retry_after_value
+from wampweb._http import (
+    DrainingResource,
+    GetResource,
+    make_site,
+    render_error,
+    retry_after_value,
+)
 from wampweb._operations import Operations
 from wampweb._sessions import Session, SessionState, SessionTracker
 from wampweb._supervisor import ComponentSupervisor
@@ -230,13 +236,7 @@ class WampWeb(MultiService):
         access_log: str | None = None,
     ) -> None:
         MultiService.__init__(self)
-        if app is None:
-            # Imported here: importing klein installs the global reactor, and
-            # `import wampweb` must not.
-            from klein import Klein
-
-            app = Klein()
-        self.app = app
+        self._app: Klein | None = None
         self.listen = listen
         self._reactor = reactor
         self.drain_timeout = drain_timeout
@@ -251,9 +251,32 @@ class WampWeb(MultiService):
         self.port: IListeningPort | None = None
         #: Fires with the first Component failure that cannot be retried (see CLI).
         self.failed: Deferred[ComponentFailedError] = Deferred()
-        self._draining = DrainingResource(self.app.resource(), retry_after=retry_after)
+        self._draining = DrainingResource(retry_after=retry_after)
         self._site: Site | None = None
-        self._install_error_handlers()
+        if app is not None:
+            self._adopt(app)
+
+    @property
+    def app(self) -> Klein:
+        """
+        The Klein app that serves every path no mount serves, created on
+        first use. A process that serves only mounted resources (the bridge,
+        the health checks) never imports Klein and werkzeug, a few megabytes
+        of every worker's memory.
+        """
+        if self._app is None:
+            # Imported here, not at the top: importing klein installs the
+            # global reactor, and `import wampweb` must not.
+            from klein import Klein
+
+            return self._adopt(Klein())
+        return self._app
+
+    def _adopt(self, app: Klein) -> Klein:
+        self._app = app
+        self._install_error_handlers(app)
+        self._draining.inner = app.resource()
+        return app
 
     @property
     def reactor(self) -> Any:
@@ -325,18 +348,21 @@ class WampWeb(MultiService):
         """
         ``GET /health``: the process answers (always 200) with every Component's state.
         ``GET /ready``: 200 only when every Component is ready, else 503 + Retry-After.
+
+        Both are mounted (see :meth:`mount`), not Klein routes: a probe that
+        runs every few seconds should not need Klein, nor pay for its routing.
         """
+        self.mount(health, GetResource(self._health))
+        self.mount(ready, GetResource(self._readiness))
 
-        @self.app.route(health, methods=["GET"])
-        def health_route(request: IRequest) -> bytes:
-            return self._status_body(request, 200)
+    def _health(self, request: IRequest) -> bytes:
+        return self._status_body(request, 200)
 
-        @self.app.route(ready, methods=["GET"])
-        def ready_route(request: IRequest) -> bytes:
-            all_ready = all(c.ready for c in self.components.values())
-            if not all_ready:
-                request.setHeader(b"retry-after", retry_after_value(self.retry_after))
-            return self._status_body(request, 200 if all_ready else 503)
+    def _readiness(self, request: IRequest) -> bytes:
+        all_ready = all(c.ready for c in self.components.values())
+        if not all_ready:
+            request.setHeader(b"retry-after", retry_after_value(self.retry_after))
+        return self._status_body(request, 200 if all_ready else 503)
 
     def _status_body(self, request: IRequest, status: int) -> bytes:
         request.setResponseCode(status)
@@ -345,10 +371,10 @@ class WampWeb(MultiService):
         body = {name: c.status() for name, c in self.components.items()}
         return json.dumps({"components": body}, separators=(",", ":")).encode()
 
-    def _install_error_handlers(self) -> None:
+    def _install_error_handlers(self, app: Klein) -> None:
         components = self.components
 
-        @self.app.handle_errors(WampWebError, ApplicationError, InvalidUriError)
+        @app.handle_errors(WampWebError, ApplicationError, InvalidUriError)
         def wamp_error(request: IRequest, failure: Failure) -> bytes:
             rejoined = any(c.rejoined_recently() for c in components.values())
             return render_error(request, failure, rejoined_recently=rejoined)

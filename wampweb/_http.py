@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes as unquote
 
@@ -73,6 +73,14 @@ class ErrorAnswer:
 def retry_after_value(seconds: float) -> bytes:
     """``Retry-After`` takes whole seconds; round up, and never say 0 (a tight loop)."""
     return str(max(1, math.ceil(seconds))).encode()
+
+
+def not_found(request: IRequest) -> ErrorAnswer:
+    """The answer for a path nothing serves: JSON like every other error, not an HTML page."""
+    path: bytes = request.path
+    return ErrorAnswer(
+        404, "wampweb.error.not_found", [f"nothing is served at {path.decode('utf-8', 'replace')}"]
+    )
 
 
 def answer_for(error: BaseException, *, rejoined_recently: bool = False) -> ErrorAnswer:
@@ -166,18 +174,78 @@ def make_site(
     return site
 
 
-class DrainingResource(Resource):
+def _without_body_for_head(request: IRequest, body: bytes) -> bytes:
     """
-    The root of a wampweb site: dispatches to mounted resources (the bridge's
-    hot endpoints, which need not pay for Klein's routing) or to the Klein app,
-    counts requests in flight so a stopping app can let them finish, and turns
-    new ones away (503, ``Connection: close``) once draining has begun.
+    A HEAD answer's headers only. Twisted would drop the body itself, but
+    logs each time it does; load balancers probe with HEAD often.
+    """
+    if request.method == b"HEAD":
+        request.setHeader(b"content-length", str(len(body)).encode())
+        return b""
+    return body
+
+
+class NotFoundResource(Resource):
+    """Answers every request with the JSON 404 (:func:`not_found`)."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        Resource.__init__(self)
+
+    def render(self, request: IRequest) -> bytes:
+        return _without_body_for_head(request, not_found(request).render(request))
+
+
+class GetResource(Resource):
+    """
+    A mounted leaf that answers GET (and so HEAD) at exactly its own path,
+    with ``answer(request)``. Twisted's own resources would answer any other
+    method, or a path below, with an HTML page; an API answers JSON.
     """
 
     isLeaf = True
 
-    def __init__(self, inner: IResource, retry_after: float = 2.0) -> None:
+    def __init__(self, answer: Callable[[IRequest], bytes]) -> None:
         Resource.__init__(self)
+        self.answer = answer
+
+    def render(self, request: IRequest) -> bytes:
+        method: bytes = request.method
+        if request.postpath:
+            body = not_found(request).render(request)
+        elif method in (b"GET", b"HEAD"):
+            body = self.answer(request)
+        else:
+            request.setHeader(b"allow", b"GET, HEAD")
+            method_name = method.decode("ascii", "replace")
+            body = ErrorAnswer(
+                405,
+                "wampweb.error.method_not_allowed",
+                [f"{method_name} is not allowed here, only GET and HEAD"],
+            ).render(request)
+        return _without_body_for_head(request, body)
+
+
+_NOT_FOUND = NotFoundResource()
+
+
+class DrainingResource(Resource):
+    """
+    The root of a wampweb site: dispatches to mounted resources (the bridge's
+    hot endpoints and the health checks, which need not pay for Klein's
+    routing) or to ``inner``, the Klein app's resource; counts requests in
+    flight so a stopping app can let them finish, and turns new ones away
+    (503, ``Connection: close``) once draining has begun.
+    """
+
+    isLeaf = True
+
+    def __init__(self, inner: IResource | None = None, retry_after: float = 2.0) -> None:
+        Resource.__init__(self)
+        #: What serves the paths no mount serves: the Klein app's resource,
+        #: or None while there is no Klein app, when those paths get a JSON
+        #: 404 and a process that serves only mounts never imports Klein.
         self.inner = inner
         self.retry_after = retry_after
         self.in_flight = 0
@@ -219,6 +287,8 @@ class DrainingResource(Resource):
             prepath.extend(postpath[:size])
             del postpath[:size]
             return mounted
+        if self.inner is None:
+            return _NOT_FOUND
         target: IResource = getChildForRequest(self.inner, request)
         return target
 
@@ -232,7 +302,7 @@ class DrainingResource(Resource):
 
     def mounted_for(self, path: bytes) -> IResource | None:
         """
-        The mounted resource that will serve ``path`` (None: the Klein app),
+        The mounted resource that will serve ``path`` (None: the Klein app, if any),
         asked before the body arrives so an oversized one is never stored.
         """
         segments = path.lstrip(b"/").split(b"/")
