@@ -418,11 +418,13 @@ def start_wampweb(env: Environment, name: str) -> Target:
         if variant.source not in env.sources:
             raise BenchError(f"{name}: no --source {variant.source}=PATH given")
         source = env.sources[variant.source]
+        # -P: `python -m` would put the working folder (this checkout) first
+        # on sys.path, ahead of PYTHONPATH, and run this wampweb instead.
         if source.is_dir():
             extra_env["PYTHONPATH"] = str(source)
-            command = [env.python, "-m", "wampweb", "run"]
+            command = [env.python, "-P", "-m", "wampweb", "run"]
         else:  # another interpreter (a virtualenv's python) with wampweb installed
-            command = [str(source), "-m", "wampweb", "run"]
+            command = [str(source), "-P", "-m", "wampweb", "run"]
     if variant.transport is None:
         command += ["--router", env.router.rawsocket_url, "--listen", listen]
     else:
@@ -884,13 +886,8 @@ def goals(rows: dict[tuple[str, str], Row], targets: list[Target]) -> list[str]:
             )
 
     throughput(DEFAULT_WAMPWEB)
-    for scenario in ("publish", "call"):
-        check(
-            f"{scenario} p99 / Crossbar's p99 (50 connections, saturated)",
-            p99(DEFAULT_WAMPWEB, scenario) / p99(CROSSBAR, scenario),
-            1.0,
-            higher_is_better=False,
-        )
+    # The latency target is "at the same load": the paced runs. Saturated,
+    # each server answers as many as it can, so the loads differ.
     for scenario in sorted({k[1] for k in rows if "@" in k[1]}):
         check(
             f"{scenario} p99 / Crossbar's p99 (same offered load)",
@@ -910,6 +907,14 @@ def goals(rows: dict[tuple[str, str], Row], targets: list[Target]) -> list[str]:
             1.0,
             higher_is_better=False,
         )
+    saturated = [
+        f"{scenario} {p99(DEFAULT_WAMPWEB, scenario) / p99(CROSSBAR, scenario):.2f}x "
+        f"at {rate(DEFAULT_WAMPWEB, scenario) / rate(CROSSBAR, scenario):.2f}x the requests/s"
+        for scenario in ("publish", "call")
+        if (DEFAULT_WAMPWEB, scenario) in rows and (CROSSBAR, scenario) in rows
+    ]
+    if saturated:
+        lines.append("  (not a target) p99 / Crossbar's p99, saturated: " + "; ".join(saturated))
     if WEBSOCKET_WAMPWEB in by_name:
         # Not a target: what a router reachable only over WebSocket gets.
         lines.append(f"Same targets for `{WEBSOCKET_WAMPWEB}` (WebSocket + CBOR to the router):")

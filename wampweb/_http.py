@@ -159,7 +159,7 @@ def make_site(
 
     ``access_log`` is where a line per request goes (combined log format):
     None for nowhere, ``"-"`` for wampweb's log, or a file path. Off by
-    default: formatting and writing the line costs about a sixth of a
+    default: formatting and writing the line costs about a fifth of a
     bridge request, which a gateway at thousands of requests a second
     should only pay when someone reads it.
     """
