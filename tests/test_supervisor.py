@@ -133,3 +133,31 @@ def test_stopping_leaves_with_goodbye_and_does_not_restart(clock: Clock) -> None
     clock.advance(5.0)
     assert fake.starts == 1
     assert tracker.state is SessionState.STOPPED
+
+
+def test_a_stopped_component_makes_no_new_connection_attempt(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import txaio
+    from twisted.internet.defer import Deferred
+
+    monkeypatch.setattr(txaio.config, "loop", clock)  # Autobahn's retry delays
+    component = Component(transports="ws://127.0.0.1:1/ws", realm="realm1")
+    attempts: list[Deferred[None]] = []
+
+    def connect_once(reactor: object, transport: object) -> Deferred[None]:
+        attempt: Deferred[None] = Deferred()
+        attempts.append(attempt)
+        return attempt
+
+    component._connect_once = connect_once  # type: ignore[method-assign]
+    supervisor = ComponentSupervisor("backend", component, SessionTracker("backend", clock), clock)
+    supervisor.startService()
+    clock.advance(10.0)
+    assert len(attempts) == 1
+    stopped = supervisor.stopService()
+    assert stopped.called, "no session to leave: the stop is immediate"
+    # The attempt under way fails after the stop; Autobahn would schedule the next one.
+    attempts[0].errback(ConnectionRefusedError())
+    clock.advance(120.0)
+    assert len(attempts) == 1

@@ -43,6 +43,7 @@ from wampweb._http import (
     render_error,
     retry_after_value,
 )
+from wampweb._join_deadline import DEFAULT_JOIN_TIMEOUT
 from wampweb._operations import Operations
 from wampweb._sessions import Session, SessionState, SessionTracker
 from wampweb._supervisor import ComponentSupervisor
@@ -97,6 +98,7 @@ class ManagedComponent:
         session_wait: float = 0.0,
         call_timeout: float = 30.0,
         stable_after: float = 10.0,
+        join_timeout: float = DEFAULT_JOIN_TIMEOUT,
         on_failed: Callable[[ComponentFailedError], object] | None = None,
     ) -> None:
         self.name = name
@@ -116,6 +118,7 @@ class ManagedComponent:
             self.tracker,
             reactor,
             stable_after=stable_after,
+            join_timeout=join_timeout,
             on_failed=on_failed,
         )
         self._joined_at: float | None = None
@@ -286,8 +289,17 @@ class WampWeb(MultiService):
 
     # -- building -----------------------------------------------------------------------
 
-    def add_component(self, name: str, component: Component) -> ManagedComponent:
-        """Manage ``component`` under ``name``; it starts and stops with the app."""
+    def add_component(
+        self, name: str, component: Component, *, join_timeout: float = DEFAULT_JOIN_TIMEOUT
+    ) -> ManagedComponent:
+        """
+        Manage ``component`` under ``name``; it starts and stops with the app.
+
+        ``join_timeout``: seconds each connection attempt may take from
+        connected to joined before it is dropped and tried again (0: no limit).
+        Autobahn sets none, so a router that accepts the connection and then
+        says nothing would otherwise hold the Component for ever.
+        """
         if name in self.components:
             raise ValueError(f"a component named {name!r} is already managed")
         managed = ManagedComponent(
@@ -298,6 +310,7 @@ class WampWeb(MultiService):
             session_wait=self.session_wait,
             call_timeout=self.call_timeout,
             stable_after=self.stable_after,
+            join_timeout=join_timeout,
             on_failed=self._component_failed,
         )
         self.components[name] = managed

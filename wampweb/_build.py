@@ -44,7 +44,7 @@ def app_from_config(
         access_log=server.access_log,
     )
     for name, component in config.components.items():
-        web.add_component(name, component.build_component())
+        web.add_component(name, component.build_component(), join_timeout=component.join_timeout)
     for mount in config.bridge:
         web.mount(
             mount.path, BridgeResource(web[mount.component], bridge_settings(mount, web.reactor))

@@ -35,6 +35,7 @@ from wampweb._config_read import Table, Where, describe, freeze, key_part, thaw
 from wampweb._config_transport import TransportConfig, parse_transport, transport_from_url
 from wampweb._errors import ConfigError
 from wampweb._heartbeat import keep_settings
+from wampweb._join_deadline import DEFAULT_JOIN_TIMEOUT
 
 #: Loopback only: exposing the bridge is a decision, not a default.
 
@@ -63,7 +64,9 @@ class ComponentConfig:
     """
     One named Autobahn Component. ``authentication`` maps a method to its
     settings, with secrets as :class:`~wampweb._config_auth.Secret` so that a
-    repr or a log line of the config never shows them.
+    repr or a log line of the config never shows them. ``join_timeout`` is
+    wampweb's, not Autobahn's: it goes to ``add_component``, never to the
+    Component.
     """
 
     name: str
@@ -73,6 +76,7 @@ class ComponentConfig:
         factory=lambda: MappingProxyType({})
     )
     extra: Mapping[str, Any] | None = None
+    join_timeout: float = DEFAULT_JOIN_TIMEOUT
 
     def component_kwargs(self) -> dict[str, Any]:
         """
@@ -236,7 +240,7 @@ def _parse_component(name: str, components: Table) -> ComponentConfig:
             "letters, digits, '-' and '_' (it appears in logs, metrics and routes)"
         )
     table = Table(components.data[name], where)
-    table.only(("realm", "url", "transports", "authentication", "extra"))
+    table.only(("realm", "url", "transports", "authentication", "extra", "join_timeout"))
     extra = table.table("extra")
     component = ComponentConfig(
         name=name,
@@ -246,6 +250,7 @@ def _parse_component(name: str, components: Table) -> ComponentConfig:
             table.data.get("authentication", {}), table.at("authentication")
         ),
         extra=None if extra is None else freeze(extra.data, extra.where),
+        join_timeout=table.number("join_timeout", DEFAULT_JOIN_TIMEOUT, at_least=0, what="seconds"),
     )
     _probe(component, table)
     return component

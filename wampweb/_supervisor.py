@@ -8,7 +8,9 @@ authentication or realm error is retried silently forever. The supervisor
 resets the backoff once a session has lasted, restarts the Component after a
 normal close, gives up at once (and says why) when the router refuses us, and
 makes sure a half-open link is noticed: WebSocket auto-ping, and for RawSocket,
-which has no ping, a WAMP heartbeat (:mod:`wampweb._heartbeat`).
+which has no ping, a WAMP heartbeat (:mod:`wampweb._heartbeat`). Before the
+session joins, a deadline on each connection attempt does the same for a link
+that connects and then says nothing (:mod:`wampweb._join_deadline`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from twisted.python.failure import Failure
 
 from wampweb._errors import ComponentFailedError
 from wampweb._heartbeat import Heartbeat, settings_of
+from wampweb._join_deadline import DEFAULT_JOIN_TIMEOUT, JoinDeadline, Link
 from wampweb._sessions import Session, SessionTracker
 
 _log = Logger()
@@ -79,6 +82,7 @@ class ComponentSupervisor(Service):
         stable_after: float = 10.0,
         restart_delay: float = 0.5,
         stop_timeout: float = 5.0,
+        join_timeout: float = DEFAULT_JOIN_TIMEOUT,
         on_failed: Callable[[ComponentFailedError], object] | None = None,
     ) -> None:
         self.name = name
@@ -89,6 +93,8 @@ class ComponentSupervisor(Service):
         self.restart_delay = restart_delay
         self.stop_timeout = stop_timeout
         self.on_failed = on_failed
+        #: Bounds each connection attempt from "connected" to "joined".
+        self.join_deadline = JoinDeadline(name, reactor, join_timeout)
         self.restarts = 0
         self._done: Deferred[Any] | None = None
         self._stopping = False
@@ -101,6 +107,8 @@ class ComponentSupervisor(Service):
         self._users_is_fatal = component._is_fatal
         component._is_fatal = self._is_fatal
         self._note_transports(component)
+        self.join_deadline.watch(component._transports)
+        component.on("connect", self._opened)
         component.on("join", self._joined)
         component.on("leave", self._left)
         component.on("disconnect", self._disconnected)
@@ -118,6 +126,7 @@ class ComponentSupervisor(Service):
         Service.stopService(self)
         self._stopping = True
         self.tracker.mark_stopped()
+        self.join_deadline.end()
         self._stop_heartbeat()
         for timer in (self._stable_timer, self._restart_timer):
             if timer is not None and timer.active():
@@ -202,15 +211,25 @@ class ComponentSupervisor(Service):
         """
         Remember which of its transports the Component tries, so a session's
         heartbeat follows that transport's settings: Autobahn tells a session
-        nothing of the transport configuration it came from.
+        nothing of the transport configuration it came from. Each try is also
+        one attempt of the join deadline, over when Autobahn says it ended.
         """
         connect_once = getattr(component, "_connect_once", None)
         if connect_once is None:
             return
 
         def noting(reactor: Any, transport: object) -> Any:
+            if self._stopping:
+                # Autobahn's reconnect loop never checks stop(): an attempt
+                # that fails after it schedules the next one. A Deferred that
+                # never fires ends the loop here, with no new connection.
+                return Deferred()
             self._connecting = transport
-            return connect_once(reactor, transport)
+            attempt = self.join_deadline.begin(getattr(transport, "url", None))
+            done = connect_once(reactor, transport)
+            if isinstance(done, Deferred):
+                done.addBoth(attempt.end)
+            return done
 
         # Autobahn looks the method up on the instance at each attempt.
         component._connect_once = noting  # type: ignore[method-assign]
@@ -239,7 +258,11 @@ class ComponentSupervisor(Service):
 
     # -- session events ----------------------------------------------------------------
 
+    def _opened(self, session: Session, link: Link) -> None:
+        self.join_deadline.opened(link)
+
     def _joined(self, session: Session, details: Any) -> None:
+        self.join_deadline.end()
         self.tracker.on_join(session, details)
         if self._stable_timer is not None and self._stable_timer.active():
             self._stable_timer.cancel()
