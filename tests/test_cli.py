@@ -267,3 +267,17 @@ def test_workers_need_a_plain_tcp_listener() -> None:
     )
     assert result.returncode == 2
     assert "plain TCP listener" in result.stderr
+
+
+def test_a_worker_stopped_while_still_starting_is_not_a_failure() -> None:
+    # SIGTERM can reach a worker before its reactor has taken the signal over
+    # (it is still importing); it then dies of the signal, as it was asked to.
+    from wampweb._workers import bind, supervise
+
+    sock = bind("127.0.0.1", 0)
+
+    def stop_at_once() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # supervise() forwards it to the worker
+
+    code = supervise(1, ["--router", "ws://127.0.0.1:1/ws"], sock, on_ready=stop_at_once)
+    assert code == 0

@@ -92,7 +92,9 @@ def supervise(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sock.close()
-    failed = [code for code in codes if code != 0]
+    # A worker told to stop before its reactor took over SIGTERM (still
+    # starting) dies of the signal: that is the stop we asked for, not a failure.
+    failed = [code for code in codes if code not in (0, -signal.SIGTERM)]
     return failed[0] if failed else 0
 
 
