@@ -528,6 +528,46 @@ def _http(lab: Lab, port: int, *, timeout: float, pool_size: int = 32) -> Http:
     return http
 
 
+@attrs.define(eq=False)
+class _PublishStream:
+    """
+    Publishes at a steady rate through ``http`` until :meth:`finish`, every
+    answer kept in ``outcomes``; ``probe``, a client of its own, polls
+    ``/ready`` meanwhile so that probing never queues behind the publishes.
+    """
+
+    http: Http
+    probe: Http
+    outcomes: list[Outcome]
+    _streaming: Deferred[Any] | None = None
+    _done: bool = False
+
+    @classmethod
+    async def start(
+        cls, lab: Lab, web: WampWebProcess, rate: float, deadline: float
+    ) -> _PublishStream:
+        stream = cls(
+            _http(lab, web.port, timeout=deadline + 1.0),
+            _http(lab, web.port, timeout=2.0, pool_size=2),
+            [],
+        )
+        await web.wait_ready(lab.reactor, stream.http)
+
+        def fire(i: int) -> Deferred[Any]:
+            sent = stream.http.post("/publish", {"topic": TOPIC, "args": [i]})
+            return sent.addCallback(stream.outcomes.append)
+
+        stream._streaming = Deferred.fromCoroutine(
+            steady(lab.reactor, rate, fire, until=lambda: stream._done)
+        )
+        return stream
+
+    async def finish(self) -> None:
+        self._done = True
+        assert self._streaming is not None
+        await self._streaming
+
+
 # -- the scenarios -------------------------------------------------------------------------
 
 
@@ -809,18 +849,8 @@ async def link_cut(lab: Lab, p: dict[str, Any]) -> Result:
             free_port(), f"rs://127.0.0.1:{proxy.port}", server={"call_timeout": deadline}
         ),
     )
-    http = _http(lab, web.port, timeout=deadline + 1.0)
-    probe = _http(lab, web.port, timeout=2.0, pool_size=2)
-    await web.wait_ready(reactor, http)
-
-    outcomes: list[Outcome] = []
-    done = [False]
-
-    def fire(i: int) -> Deferred[Any]:
-        body = {"topic": TOPIC, "args": [i]}
-        return http.post("/publish", body).addCallback(outcomes.append)
-
-    streaming = Deferred.fromCoroutine(steady(reactor, p["rate"], fire, until=lambda: done[0]))
+    stream = await _PublishStream.start(lab, web, p["rate"], deadline)
+    http, probe, outcomes = stream.http, stream.probe, stream.outcomes
     windows: list[tuple[float, float]] = []
     rejoins: list[float | None] = []
     for i in range(p["cuts"]):
@@ -836,8 +866,7 @@ async def link_cut(lab: Lab, p: dict[str, Any]) -> Result:
         if (i + 1) % 5 == 0 or i + 1 == p["cuts"]:
             say(f"link-cut: {i + 1}/{p['cuts']} cuts, last rejoin {rejoin}")
     await sleep(reactor, 0.5)
-    done[0] = True
-    await streaming
+    await stream.finish()
     health = await web.health(http)
 
     during = [o for o in outcomes if any(a <= o.sent < b for a, b in windows)]
@@ -917,17 +946,8 @@ async def link_blackhole(lab: Lab, p: dict[str, Any]) -> Result:
             },
         )
     web = lab.wampweb(name, config)
-    http = _http(lab, web.port, timeout=deadline + 1.0)
-    probe = _http(lab, web.port, timeout=2.0, pool_size=2)
-    await web.wait_ready(reactor, http)
-
-    outcomes: list[Outcome] = []
-    done = [False]
-
-    def fire(i: int) -> Deferred[Any]:
-        return http.post("/publish", {"topic": TOPIC, "args": [i]}).addCallback(outcomes.append)
-
-    streaming = Deferred.fromCoroutine(steady(reactor, p["rate"], fire, until=lambda: done[0]))
+    stream = await _PublishStream.start(lab, web, p["rate"], deadline)
+    probe, outcomes = stream.probe, stream.outcomes
     detections: list[float | None] = []
     rejoins: list[float | None] = []
     windows: list[tuple[float, float]] = []
@@ -943,8 +963,7 @@ async def link_blackhole(lab: Lab, p: dict[str, Any]) -> Result:
         rejoins.append(await _wait_state(reactor, probe, True, timeout=15.0))
         say(f"{name}: detected after {detected} s, rejoined {rejoins[-1]} s after healing")
     await sleep(reactor, 0.5)
-    done[0] = True
-    await streaming
+    await stream.finish()
 
     counts = tally(outcomes)
     unnoticed = [o for o in outcomes if any(a <= o.sent < b for a, b in windows)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -57,38 +58,35 @@ class _Count(Resource):
         return str(self.count).encode()
 
 
-def _run_callee(reactor: Any, options: argparse.Namespace) -> Deferred[None]:
+def _run(
+    reactor: Any, options: argparse.Namespace, declare: Callable[[Any], Deferred[Any]]
+) -> Deferred[None]:
+    """Run a Component that ``declare``s on each join, and says READY once it has."""
     component = _component(options.router, options.realm)
 
-    def echo(*args: Any, **_kwargs: Any) -> Any:
-        return args[0] if len(args) == 1 else list(args)
-
     def joined(session: Any, _details: Any) -> Any:
-        registered = session.register(echo, PROCEDURE)
-        registered.addCallback(lambda _: _ready())
-        return registered
+        return declare(session).addCallback(lambda _: _ready())
 
     component.on("join", joined)
     done: Deferred[None] = component.start(reactor)
     return done
 
 
+def _run_callee(reactor: Any, options: argparse.Namespace) -> Deferred[None]:
+    def echo(*args: Any, **_kwargs: Any) -> Any:
+        return args[0] if len(args) == 1 else list(args)
+
+    return _run(reactor, options, lambda session: session.register(echo, PROCEDURE))
+
+
 def _run_subscriber(reactor: Any, options: argparse.Namespace) -> Deferred[None]:
-    component = _component(options.router, options.realm)
     counter = _Count()
     reactor.listenTCP(options.port, Site(counter), interface="127.0.0.1")
 
     def on_event(*_args: Any, **_kwargs: Any) -> None:
         counter.count += 1
 
-    def joined(session: Any, _details: Any) -> Any:
-        subscribed = session.subscribe(on_event, TOPIC)
-        subscribed.addCallback(lambda _: _ready())
-        return subscribed
-
-    component.on("join", joined)
-    done: Deferred[None] = component.start(reactor)
-    return done
+    return _run(reactor, options, lambda session: session.subscribe(on_event, TOPIC))
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisDeprecationWarning
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
@@ -77,6 +77,7 @@ from twisted.internet.threads import blockingCallFromThread, deferToThread
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
+from tests.waiting import within
 from wampweb import WampWeb
 from wampweb._access import IpAllowList, Permissions, TrustedProxies, UriPattern, parse_networks
 from wampweb._bridge import (
@@ -265,17 +266,6 @@ def _echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
 
 def _fail(*args: Any, **kwargs: Any) -> None:
     raise ApplicationError("fuzz.error.raised", "the callee says no", len(args), sorted(kwargs))
-
-
-async def within(deferred: Deferred[Any], seconds: float, what: str, reactor: Any) -> Any:
-    timer = reactor.callLater(seconds, deferred.cancel)
-    try:
-        return await deferred
-    except CancelledError:
-        raise AssertionError(f"{what} did not happen within {seconds} s") from None
-    finally:
-        if timer.active():
-            timer.cancel()
 
 
 @attrs.define(eq=False)

@@ -17,12 +17,13 @@ from autobahn.twisted.component import Component
 from autobahn.twisted.rawsocket import WampRawSocketClientProtocol
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import SessionDetails
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 
 from benchmarks.faults_net import CutProxy
+from tests.waiting import within
 from wampweb import SessionState, SessionTracker, WampWeb
 from wampweb._app import ManagedComponent
 from wampweb._config import parse_config
@@ -483,20 +484,6 @@ def test_bad_heartbeat_settings_are_refused_with_file_key_and_reason(
 
 
 # -- against a real router, through a link that goes silent ----------------------------------
-
-
-async def within(deferred: Deferred[Any], seconds: float, what: str) -> Any:
-    """Wait for ``deferred`` at most ``seconds``: the event itself, with a bound."""
-    from twisted.internet import reactor
-
-    timer = reactor.callLater(seconds, deferred.cancel)  # type: ignore[attr-defined]
-    try:
-        return await deferred
-    except CancelledError:
-        raise AssertionError(f"{what} did not happen within {seconds} s") from None
-    finally:
-        if timer.active():
-            timer.cancel()
 
 
 def next_loss(backend: ManagedComponent) -> Deferred[str]:

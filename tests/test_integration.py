@@ -20,6 +20,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
 
+from tests.waiting import within
 from wampweb import SessionState, WampWeb
 from wampweb._bridge import mount_bridge
 from wampweb._ports import free_port
@@ -35,18 +36,6 @@ def component(router: EmbeddedRouter) -> Component:
         transports=[{"url": router.url, "initial_retry_delay": 0.2, "max_retry_delay": 1.0}],
         realm="realm1",
     )
-
-
-async def within(deferred: Deferred[Any], seconds: float, what: str) -> Any:
-    """Wait for ``deferred`` at most ``seconds``: the event itself, with a bound."""
-    timer = reactor.callLater(seconds, deferred.cancel)
-    try:
-        return await deferred
-    except CancelledError:
-        raise AssertionError(f"{what} did not happen within {seconds} s") from None
-    finally:
-        if timer.active():
-            timer.cancel()
 
 
 @pytest_twisted.ensureDeferred

@@ -16,7 +16,7 @@ import pytest
 import pytest_twisted
 from autobahn.twisted.component import Component
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import IProtocol
 from twisted.internet.task import Clock
@@ -25,6 +25,7 @@ from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
 from benchmarks.faults_net import CutProxy
+from tests.waiting import within
 from wampweb import SessionTracker, WampWeb, app_from_config
 from wampweb._config import parse_config
 from wampweb._errors import ConfigError
@@ -417,20 +418,6 @@ def test_a_misspelt_join_timeout_gets_a_suggestion() -> None:
 
 
 # -- against a real router, through a link that accepts TCP and says nothing ----------------
-
-
-async def within(deferred: Deferred[Any], seconds: float, what: str) -> Any:
-    """Wait for ``deferred`` at most ``seconds``: the event itself, with a bound."""
-    from twisted.internet import reactor
-
-    timer = reactor.callLater(seconds, deferred.cancel)  # type: ignore[attr-defined]
-    try:
-        return await deferred
-    except CancelledError:
-        raise AssertionError(f"{what} did not happen within {seconds} s") from None
-    finally:
-        if timer.active():
-            timer.cancel()
 
 
 async def started_behind_a_black_hole(
