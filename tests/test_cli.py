@@ -167,6 +167,26 @@ def test_run_against_a_router_exits_cleanly_on_sigterm(
 
 
 @pytest.mark.integration
+def test_a_second_stop_signal_is_acknowledged_not_a_crash(
+    router: EmbeddedRouter, running: list[Running]
+) -> None:
+    # Ctrl-C pressed twice, or a process manager's SIGTERM after a terminal's
+    # SIGINT: Twisted's own handlers log the second as a critical traceback.
+    app = Running(
+        "run", "--router", router.url, "--listen", f"tcp:{free_port()}:interface=127.0.0.1"
+    )
+    running.append(app)
+    app.read_until("Stop with Ctrl-C.")
+    app.process.send_signal(signal.SIGINT)
+    app.process.send_signal(signal.SIGTERM)
+    assert app.process.wait(timeout=20) == 0
+    stderr = app.stderr()
+    assert "Traceback" not in stderr
+    assert "critical" not in stderr
+    assert "already stopping" in stderr
+
+
+@pytest.mark.integration
 def test_a_realm_the_router_refuses_ends_the_run_with_an_error(
     router: EmbeddedRouter, running: list[Running]
 ) -> None:

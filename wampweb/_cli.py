@@ -36,6 +36,7 @@ from wampweb._app import DEFAULT_LISTEN, WampWeb
 from wampweb._bridge import BridgeKind, mount_bridge
 from wampweb._build import app_from_config
 from wampweb._errors import ConfigError, WampWebError
+from wampweb._signals import stop_once_on_signals
 from wampweb._workers import worker_count
 
 _log = Logger()
@@ -223,6 +224,7 @@ async def _serve(
     running: Deferred[None] = Deferred()
     reactor.callWhenRunning(running.callback, None)
     await running
+    stop_once_on_signals(reactor)
 
     router = None
     if config is None:

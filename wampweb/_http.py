@@ -137,6 +137,8 @@ class _Site(server.Site):
     """Twisted's Site, with an access log that can be off."""
 
     access_log: str | None = None
+    #: wampweb logs where it listens itself; Twisted's "Starting factory" line says less.
+    noisy = False
 
     def log(self, request: Any) -> None:
         if self.access_log is not None:

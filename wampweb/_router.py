@@ -38,10 +38,10 @@ from typing import Any, Final, NoReturn, Self
 
 import attrs
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -611,10 +611,17 @@ def _accepts_blocking(port: int) -> bool:
         return False
 
 
+class _ProbeFactory(Factory):
+    """Makes the probe's one protocol, without Twisted's start/stop log line per connection."""
+
+    noisy = False
+    protocol = Protocol
+
+
 async def _accepts(reactor: IReactorTime, port: int) -> bool:
     endpoint = TCP4ClientEndpoint(IReactorTCP(reactor), LOOPBACK, port, timeout=_PROBE_TIMEOUT)
     try:
-        protocol = await connectProtocol(endpoint, Protocol())
+        protocol: Any = await endpoint.connect(_ProbeFactory())
     except ConnectError:
         return False
     if protocol.transport is not None:
