@@ -20,9 +20,10 @@ from autobahn.wamp.types import SessionDetails
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import LogLevel
 
 from benchmarks.faults_net import CutProxy
+from tests.logged import logged
 from tests.waiting import within
 from wampweb import SessionState, SessionTracker, WampWeb
 from wampweb._app import ManagedComponent
@@ -51,17 +52,8 @@ def clock() -> Clock:
 @pytest.fixture
 def warnings() -> Iterator[list[str]]:
     """Every warning logged while the test runs, as text."""
-    seen: list[str] = []
-
-    def observe(event: LogEvent) -> None:
-        if event.get("log_level") is LogLevel.warn:
-            seen.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    try:
+    with logged(lambda event: event.get("log_level") is LogLevel.warn) as seen:
         yield seen
-    finally:
-        globalLogPublisher.removeObserver(observe)
 
 
 @attrs.define
@@ -353,6 +345,60 @@ def test_a_hand_built_component_gets_the_default_heartbeat(clock: Clock) -> None
     assert len(heartbeats(session)) == 1
     clock.advance(5.0)
     assert transport.aborts == 1
+
+
+def hand_built() -> Component:
+    return Component(
+        transports=[
+            {"type": "rawsocket", "url": "rs://127.0.0.1:8081"},
+            {"type": "rawsocket", "url": "rs://127.0.0.1:8082"},
+        ]
+    )
+
+
+def test_add_component_sets_the_heartbeat_of_every_transport(clock: Clock) -> None:
+    component = hand_built()
+    WampWeb(reactor=clock).add_component(
+        "main", component, heartbeat_interval=2, heartbeat_timeout=0.5
+    )
+    assert [settings_of(t) for t in component._transports] == [HeartbeatSettings(2.0, 0.5)] * 2
+
+
+def test_add_component_takes_either_heartbeat_setting_alone(clock: Clock) -> None:
+    component = hand_built()
+    WampWeb(reactor=clock).add_component("main", component, heartbeat_interval=0)
+    assert settings_of(component._transports[0]) == HeartbeatSettings(
+        0.0, DEFAULT_HEARTBEAT.timeout
+    )
+    assert not settings_of(component._transports[0]).enabled
+
+
+def test_add_component_without_heartbeat_settings_leaves_the_transports_as_they_are(
+    clock: Clock,
+) -> None:
+    component = config_component({"heartbeat_interval": 3})
+    WampWeb(reactor=clock).add_component("main", component)
+    assert settings_of(component._transports[0]).interval == 3.0
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "says"),
+    [
+        ("heartbeat_interval", -1, "heartbeat_interval must be at least 0"),
+        ("heartbeat_interval", float("nan"), "heartbeat_interval must be a finite number"),
+        ("heartbeat_interval", "10", "heartbeat_interval must be a finite number"),
+        ("heartbeat_timeout", 0, "heartbeat_timeout must be above 0"),
+        ("heartbeat_timeout", True, "heartbeat_timeout must be a finite number"),
+        ("heartbeat_timeout", float("inf"), "heartbeat_timeout must be a finite number"),
+    ],
+)
+def test_add_component_refuses_heartbeat_settings_that_cannot_be(
+    clock: Clock, keyword: str, value: Any, says: str
+) -> None:
+    web = WampWeb(reactor=clock)
+    with pytest.raises(ValueError, match=says):
+        web.add_component("main", hand_built(), **{keyword: value})
+    assert web.components == {}, "nothing half-added"
 
 
 def test_heartbeat_interval_zero_in_the_config_turns_it_off(clock: Clock) -> None:

@@ -36,6 +36,7 @@ from twisted.web.server import Site
 
 from wampweb._declarations import Declarations
 from wampweb._errors import ComponentFailedError, WampWebError
+from wampweb._heartbeat import DEFAULT_HEARTBEAT, heartbeat_settings, keep_settings
 from wampweb._http import (
     DrainingResource,
     GetResource,
@@ -290,7 +291,13 @@ class WampWeb(MultiService):
     # -- building -----------------------------------------------------------------------
 
     def add_component(
-        self, name: str, component: Component, *, join_timeout: float = DEFAULT_JOIN_TIMEOUT
+        self,
+        name: str,
+        component: Component,
+        *,
+        join_timeout: float = DEFAULT_JOIN_TIMEOUT,
+        heartbeat_interval: float | None = None,
+        heartbeat_timeout: float | None = None,
     ) -> ManagedComponent:
         """
         Manage ``component`` under ``name``; it starts and stops with the app.
@@ -299,9 +306,23 @@ class WampWeb(MultiService):
         connected to joined before it is dropped and tried again (0: no limit).
         Autobahn sets none, so a router that accepts the connection and then
         says nothing would otherwise hold the Component for ever.
+
+        ``heartbeat_interval`` and ``heartbeat_timeout``: how often a joined
+        session over RawSocket proves its link alive, and how long it waits
+        for the answer before dropping the link (interval 0: never). RawSocket
+        has no ping of its own; over WebSocket, Autobahn's auto-ping does this.
+        Given, they apply to every transport of ``component``; left out, a
+        transport keeps what its configuration says, or 10 s and 5 s.
         """
         if name in self.components:
             raise ValueError(f"a component named {name!r} is already managed")
+        if heartbeat_interval is not None or heartbeat_timeout is not None:
+            settings = heartbeat_settings(
+                DEFAULT_HEARTBEAT.interval if heartbeat_interval is None else heartbeat_interval,
+                DEFAULT_HEARTBEAT.timeout if heartbeat_timeout is None else heartbeat_timeout,
+            )
+            for transport in getattr(component, "_transports", ()):
+                keep_settings(transport, settings)
         managed = ManagedComponent(
             name,
             component,

@@ -16,6 +16,7 @@ reconnects.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final, Protocol
 
 import attrs
@@ -52,6 +53,23 @@ class HeartbeatSettings:
 
 
 DEFAULT_HEARTBEAT: Final = HeartbeatSettings()
+
+
+def heartbeat_settings(
+    interval: float = DEFAULT_HEARTBEAT.interval, timeout: float = DEFAULT_HEARTBEAT.timeout
+) -> HeartbeatSettings:
+    """The settings, if they can be; else a ValueError naming the one that cannot."""
+    if _seconds("heartbeat_interval", interval) < 0:
+        raise ValueError(f"heartbeat_interval must be at least 0 (0: off), got {interval!r}")
+    if _seconds("heartbeat_timeout", timeout) <= 0:
+        raise ValueError(f"heartbeat_timeout must be above 0, got {timeout!r}")
+    return HeartbeatSettings(interval=float(interval), timeout=float(timeout))
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    return float(value)
 
 
 def keep_settings(transport: object, settings: HeartbeatSettings) -> None:
