@@ -187,8 +187,9 @@ def test_stopping_lets_requests_in_flight_finish_before_leaving(
 
     session.of_kind("call")[0].answer.callback("done")
     assert answer(fired(served, pending)) == (200, "done")
-    assert stopped.called
     assert session.left_with == "wamp.close.normal"
+    clock.advance(0)
+    assert stopped.called
     assert fake.stops == 1
 
 

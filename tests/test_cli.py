@@ -163,7 +163,11 @@ def test_run_against_a_router_exits_cleanly_on_sigterm(
     running.append(app)
     lines = app.read_until("Stop with Ctrl-C.")
     assert not any("wampweb tail" in line for line in lines), "no local router was started"
+    app.read_until("component 'default' joined", stream="stderr")
     assert app.stop(signal.SIGTERM) == 0
+    stderr = app.stderr()
+    assert "component 'default' lost its session: wamp.close.normal" in stderr, stderr
+    assert "transport_lost" not in stderr
 
 
 @pytest.mark.integration

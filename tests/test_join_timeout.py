@@ -17,14 +17,17 @@ import pytest_twisted
 from autobahn.twisted.component import Component
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import IProtocol
-from twisted.internet.task import Clock
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import LogEvent, LogLevel
 from twisted.python.failure import Failure
 
 from benchmarks.faults_net import CutProxy
+from tests.logged import logged
 from tests.waiting import within
 from wampweb import SessionTracker, WampWeb, app_from_config
 from wampweb._config import parse_config
@@ -51,17 +54,12 @@ def warnings() -> Iterator[list[str]]:
     Every warning the join deadline logs while the test runs, as text. (Only
     its own: a Component left reconnecting by an earlier test may log too.)
     """
-    seen: list[str] = []
 
-    def observe(event: LogEvent) -> None:
-        if event.get("log_level") is LogLevel.warn and event.get("log_namespace") == NAMESPACE:
-            seen.append(formatEvent(event))
+    def keep(event: LogEvent) -> bool:
+        return event.get("log_level") is LogLevel.warn and event.get("log_namespace") == NAMESPACE
 
-    globalLogPublisher.addObserver(observe)
-    try:
+    with logged(keep) as seen:
         yield seen
-    finally:
-        globalLogPublisher.removeObserver(observe)
 
 
 class CountingTransport(StringTransport):
@@ -283,13 +281,57 @@ def test_a_late_connection_of_an_attempt_already_replaced_starts_no_timer() -> N
     assert clock.getDelayedCalls() == []
 
 
-def test_stopping_the_app_ends_the_attempt(reactor: MemoryReactorClock) -> None:
+@pytest.fixture
+def errors() -> Iterator[list[str]]:
+    """Every error logged while the test runs (Autobahn's "Connection failed" among them)."""
+    with logged(
+        lambda event: event.get("log_level") in (LogLevel.error, LogLevel.critical)
+    ) as seen:
+        yield seen
+
+
+def test_stopping_the_app_drops_a_connection_that_has_not_joined(
+    reactor: MemoryReactorClock, errors: list[str]
+) -> None:
+    # Autobahn's stop() leaves a joined session only: this connection would
+    # go on with its handshake and could join a session after the stop.
     component = rawsocket_component()
     supervisor = supervise(component, reactor)
     first = attempt(component, reactor)
     supervisor.stopService()
+    assert first.transport.aborts == 1
+    first.lose()
     reactor.advance(600.0)
-    assert first.transport.aborts == 0
+    assert first.transport.aborts == 1, "once, and no deadline afterwards"
+    assert len(reactor.tcpClients) == 1, "no new attempt"
+    assert errors == [], "a stop is not a connection failure"
+
+
+def test_stopping_the_app_cancels_a_tcp_connect_under_way(reactor: MemoryReactorClock) -> None:
+    component = rawsocket_component()
+    supervisor = supervise(component, reactor)
+    component._connect_once(reactor, component._transports[0]).addErrback(lambda _: None)
+    supervisor.stopService()
+    assert reactor.connectors[-1].stoppedConnecting
+
+
+def test_a_connection_made_for_an_abandoned_attempt_is_dropped() -> None:
+    deadline = JoinDeadline("backend", Clock(), timeout=5.0)
+    late = deadline.begin()
+    deadline.abandon()
+    link = CountingLink()
+    late.connected(link)
+    assert link.aborts == 1
+
+
+def test_abandoning_a_joined_attempt_drops_nothing(reactor: MemoryReactorClock) -> None:
+    deadline = JoinDeadline("backend", reactor, timeout=5.0)
+    joined = deadline.begin()
+    link = CountingLink()
+    joined.connected(link)
+    deadline.end()
+    deadline.abandon()
+    assert link.aborts == 0
 
 
 # -- on or off, and where the clock starts ------------------------------------------------
@@ -500,3 +542,55 @@ async def test_without_the_join_deadline_the_same_attempt_waits_for_ever(
     finally:
         await web.stopService()
         await proxy.close()
+
+
+class Silent(Protocol):
+    """A far end that accepts TCP and never says a word, noting when the client goes."""
+
+    def __init__(self, gone: Deferred[None]) -> None:
+        self.gone = gone
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if not self.gone.called:
+            self.gone.callback(None)
+
+
+@pytest.mark.integration
+@pytest_twisted.ensureDeferred
+async def test_stopping_while_the_handshake_waits_closes_the_connection_and_joins_nothing() -> None:
+    from twisted.internet import reactor
+
+    connected: Deferred[None] = Deferred()
+    gone: Deferred[None] = Deferred()
+    accepted: list[Silent] = []
+
+    def build(_: object) -> Silent:
+        accepted.append(Silent(gone))
+        if not connected.called:
+            connected.callback(None)
+        return accepted[-1]
+
+    silent = Factory.forProtocol(Silent)
+    silent.buildProtocol = build  # type: ignore[method-assign]
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(silent)
+    data = {
+        "server": {"listen": "tcp:0:interface=127.0.0.1"},
+        "components": {
+            "main": {
+                "realm": "realm1",
+                "join_timeout": 60,
+                "transports": [{"url": f"rs://127.0.0.1:{port.getHost().port}"}],
+            }
+        },
+    }
+    web = app_from_config(parse_config(data, SOURCE), reactor=reactor)
+    try:
+        web.startService()
+        await within(connected, 5, "the first connection")
+        await within(web.stopService(), 2, "the stop")
+        await within(gone, 1, "the connection closing")
+        await within(deferLater(reactor, 0.5, lambda: None), 1, "a pause")
+        assert len(accepted) == 1, "no new attempt after the stop"
+        assert not web["main"].tracker.joined
+    finally:
+        await port.stopListening()

@@ -102,9 +102,13 @@ class JoinAttempt:
         self.timeout = timeout
         self.on_expired = on_expired
         self.link: Link | None = None
+        #: The TCP connect under way, until it is made (cancelled if the app stops first).
+        self.connecting: Deferred[IProtocol] | None = None
         #: Whether Autobahn's ``connect`` event came (a WAMP session exists).
         self.opened = False
         self.over = False
+        #: Whether the app stopped before this attempt joined: a connection it makes is dropped.
+        self.abandoned = False
         #: Whether the deadline passed and the connection was dropped.
         self.expired = False
         self._timer: IDelayedCall | None = None
@@ -112,6 +116,8 @@ class JoinAttempt:
     def connected(self, link: Link, *, opened: bool = False) -> None:
         """The connection is up (TCP, or ``opened``: the opening handshake too)."""
         if self.over:
+            if self.abandoned:
+                drop(link)
             return
         self.opened = self.opened or opened
         if self.link is None:
@@ -126,6 +132,22 @@ class JoinAttempt:
             self._timer.cancel()
         self._timer = None
         return result
+
+    def abandon(self) -> None:
+        """
+        The app stops before this attempt joined. Autobahn's ``stop()`` only
+        leaves a joined session: a connection still in its handshake, or
+        waiting for its WELCOME, would go on and could join a session after
+        the stop. It is dropped, or its TCP connect cancelled.
+        """
+        if self.over:
+            return
+        self.end()
+        self.abandoned = True
+        if self.link is not None:
+            drop(self.link)
+        elif self.connecting is not None and not self.connecting.called:
+            self.connecting.cancel()
 
     def _expired(self) -> None:
         self._timer = None
@@ -195,9 +217,14 @@ class JoinDeadline:
             self.attempt.connected(link, opened=True)
 
     def end(self) -> None:
-        """The current attempt is over (its session joined, or the app stops)."""
+        """The current attempt is over: its session joined."""
         if self.attempt is not None:
             self.attempt.end()
+
+    def abandon(self) -> None:
+        """The app stops: an attempt not joined yet is given up (see JoinAttempt.abandon)."""
+        if self.attempt is not None:
+            self.attempt.abandon()
 
     def _count_expired(self) -> None:
         self.expired += 1
@@ -224,6 +251,8 @@ class WatchedEndpoint:
         # Autobahn's own function: TLS, Unix sockets and IPv6 as without us.
         endpoint = _create_transport_endpoint(self.reactor, self.config)
         connecting: Deferred[IProtocol] = endpoint.connect(factory)
+        if attempt is not None:
+            attempt.connecting = connecting
 
         def connected(protocol: IProtocol) -> IProtocol:
             if attempt is not None:

@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 
 from wampweb._errors import ComponentFailedError
 from wampweb._heartbeat import Heartbeat, settings_of
-from wampweb._join_deadline import DEFAULT_JOIN_TIMEOUT, JoinDeadline, Link
+from wampweb._join_deadline import DEFAULT_JOIN_TIMEOUT, JoinAttempt, JoinDeadline, Link
 from wampweb._sessions import Session, SessionTracker
 
 _log = Logger()
@@ -126,7 +126,7 @@ class ComponentSupervisor(Service):
         Service.stopService(self)
         self._stopping = True
         self.tracker.mark_stopped()
-        self.join_deadline.end()
+        self.join_deadline.abandon()
         self._stop_heartbeat()
         for timer in (self._stable_timer, self._restart_timer):
             if timer is not None and timer.active():
@@ -140,7 +140,15 @@ class ComponentSupervisor(Service):
             if not ended.called:
                 ended.callback(None)
 
-        done.addBoth(end)
+        # Autobahn resolves `done` from its own 'leave' listener, before ours
+        # has heard of the leave; ending the stop in that same call would let
+        # the whole shutdown (down to the transport's loss) run first, and the
+        # session would be logged as lost rather than left. One turn later,
+        # every listener has seen the leave.
+        def end_next_turn(_: object) -> None:
+            self.reactor.callLater(0, end)
+
+        done.addBoth(end_next_turn)
         self.component.stop()
 
         def force() -> None:
@@ -229,10 +237,22 @@ class ComponentSupervisor(Service):
             done = connect_once(reactor, transport)
             if isinstance(done, Deferred):
                 done.addBoth(attempt.end)
+                done.addBoth(self._unless_abandoned, attempt)
             return done
 
         # Autobahn looks the method up on the instance at each attempt.
         component._connect_once = noting  # type: ignore[method-assign]
+
+    @staticmethod
+    def _unless_abandoned(result: object, attempt: JoinAttempt) -> object:
+        """
+        An attempt the stop gave up ends Autobahn's loop where it is, as an
+        attempt after the stop does: passed on, its failure would be logged
+        as a connection error and start the next try.
+        """
+        if attempt.abandoned:
+            return Deferred()  # the loop waits on it for ever; the failure is consumed
+        return result
 
     # -- heartbeat ------------------------------------------------------------------------
 
