@@ -96,6 +96,9 @@ DEFAULT_WAMPWEB = "wampweb"
 WEBSOCKET_WAMPWEB = "wampweb[ws]"
 
 _TARGET = re.compile(r"wampweb(?:@(?P<source>[A-Za-z0-9_.-]+))?(?:\[(?P<options>[^\]]*)\])?")
+#: ``ceiling-klein@LABEL``: the ceiling run by the interpreter given as ``--source LABEL=PYTHON``,
+#: so that idle memory can be compared inside another environment (one without Crossbar).
+_CEILING = re.compile(r"ceiling-(?P<kind>web|klein)(?:@(?P<source>[A-Za-z0-9_.-]+))?")
 
 
 class BenchError(Exception):
@@ -333,10 +336,17 @@ def start_crossbar_target(env: Environment) -> Target:
 
 
 def start_ceiling(env: Environment, name: str) -> Target:
-    kind = name.split("-", 1)[1]
+    match = _CEILING.fullmatch(name)
+    assert match is not None
+    python = env.python
+    if match["source"] is not None:
+        source = env.sources.get(match["source"])
+        if source is None or source.is_dir():
+            raise BenchError(f"{name}: needs --source {match['source']}=PYTHON (an interpreter)")
+        python = str(source)
     port = free_port()
     child = env.supervisor.spawn(
-        name, [env.python, str(HERE / "ceiling.py"), kind, "--port", str(port)]
+        name, [python, str(HERE / "ceiling.py"), match["kind"], "--port", str(port)]
     )
     wait_for_line(child, "READY", 30)
     return Target(name, f"http://{LOOPBACK}:{port}", lambda: process_tree(child.pid), child)
@@ -449,7 +459,7 @@ def start_wampweb(env: Environment, name: str) -> Target:
 def start_target(env: Environment, name: str) -> Target:
     if name == CROSSBAR:
         return start_crossbar_target(env)
-    if name in ("ceiling-web", "ceiling-klein"):
+    if _CEILING.fullmatch(name):
         return start_ceiling(env, name)
     return start_wampweb(env, name)
 
@@ -907,6 +917,17 @@ def goals(rows: dict[tuple[str, str], Row], targets: list[Target]) -> list[str]:
             1.0,
             higher_is_better=False,
         )
+    for name, target in by_name.items():
+        # Not a target: the same comparison inside another environment, e.g.
+        # the app's own, where Crossbar (and the NumPy it brings) is not installed.
+        label = name.partition("@")[2]
+        ceiling = by_name.get(f"{CEILING}@{label}")
+        if name.startswith(f"{DEFAULT_WAMPWEB}@") and ceiling is not None:
+            lines.append(
+                f"  (not a target) idle RSS / the Klein ceiling's, both run by --source {label}: "
+                f"{target.idle_rss / ceiling.idle_rss:.2f}x "
+                f"({_mb(target.idle_rss)} / {_mb(ceiling.idle_rss)} MB)"
+            )
     saturated = [
         f"{scenario} {p99(DEFAULT_WAMPWEB, scenario) / p99(CROSSBAR, scenario):.2f}x "
         f"at {rate(DEFAULT_WAMPWEB, scenario) / rate(CROSSBAR, scenario):.2f}x the requests/s"
@@ -986,7 +1007,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="comma-separated: crossbar, ceiling-web, ceiling-klein, wampweb, "
         "wampweb[OPTS] with OPTS among ws|rs, cbor|msgpack|json, quiet (--log-level warn), "
-        "access (--access-log -), wN (--workers N), and wampweb@LABEL[...] for a --source tree",
+        "access (--access-log -), wN (--workers N), wampweb@LABEL[...] for a --source, and "
+        "ceiling-klein@LABEL (or ceiling-web@LABEL) for a --source interpreter",
     )
     parser.add_argument(
         "--source",
@@ -1058,7 +1080,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     names = [n.strip() for n in options.targets.split(",") if n.strip()]
     for name in names:
-        if name not in (CROSSBAR, "ceiling-web", "ceiling-klein"):
+        if name != CROSSBAR and not _CEILING.fullmatch(name):
             parse_wampweb_target(name)  # refuse a typo before starting anything
     if len(set(names)) != len(names):
         raise BenchError("a target is named twice")
