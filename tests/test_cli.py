@@ -191,6 +191,20 @@ def test_a_second_stop_signal_is_acknowledged_not_a_crash(
 
 
 @pytest.mark.integration
+def test_tail_stopped_with_ctrl_c_leaves_with_a_goodbye(
+    router: EmbeddedRouter, running: list[Running]
+) -> None:
+    tail = Running("tail", "com.example.hello", "--router", router.url, "--log-level", "info")
+    running.append(tail)
+    tail.read_until("listening on", stream="stderr")
+    assert tail.stop(signal.SIGINT) == 0
+    stderr = tail.stderr()
+    assert "session leaving 'wamp.close.normal'" in stderr, stderr
+    assert "transport_lost" not in stderr
+    assert "error" not in stderr
+
+
+@pytest.mark.integration
 def test_a_realm_the_router_refuses_ends_the_run_with_an_error(
     router: EmbeddedRouter, running: list[Running]
 ) -> None:

@@ -442,6 +442,10 @@ def _start_logging(level: str, stream: TextIO) -> None:
 # -- tail -----------------------------------------------------------------------------
 
 
+#: How long ``tail`` waits, when stopped, for the router's answer to its GOODBYE.
+_TAIL_LEAVE_BOUND = 2.0
+
+
 def _tail_command(options: argparse.Namespace) -> int:
     from autobahn.twisted.component import Component
     from twisted.internet import task
@@ -470,8 +474,26 @@ def _tail_command(options: argparse.Namespace) -> int:
             return subscribed
 
         component.on("join", joined)
+        left: Deferred[None] = Deferred()
+
+        def leave_before_shutdown() -> Deferred[None]:
+            # Ctrl-C: leave with a GOODBYE (bounded) rather than drop the
+            # link, which Autobahn logs as an error and the router sees late.
+            if not left.called:
+                component.stop()
+                reactor.callLater(_TAIL_LEAVE_BOUND, give_up)
+            return left
+
+        def give_up() -> None:
+            if not left.called:
+                left.callback(None)
+
+        reactor.addSystemEventTrigger("before", "shutdown", leave_before_shutdown)
+        reactor.callWhenRunning(stop_once_on_signals, reactor)
 
         def ended(result: object) -> None:
+            if not left.called:
+                left.callback(None)
             if done.called:
                 return
             if isinstance(result, Failure):
