@@ -36,6 +36,7 @@ PUBLIC = {
     "load_config",
     "mount_bridge",
     "parse_config",
+    "without_retry_chatter",
 }
 
 

@@ -34,6 +34,7 @@ from wampweb._errors import (
 )
 from wampweb._http import ErrorAnswer, answer_for
 from wampweb._operations import Operations
+from wampweb._outage import without_retry_chatter
 from wampweb._router import EmbeddedRouter
 from wampweb._sessions import Session, SessionState, SessionTracker
 
@@ -68,4 +69,5 @@ __all__ = [
     "load_config",
     "mount_bridge",
     "parse_config",
+    "without_retry_chatter",
 ]

@@ -36,6 +36,7 @@ from wampweb._app import DEFAULT_LISTEN, WampWeb
 from wampweb._bridge import BridgeKind, mount_bridge
 from wampweb._build import app_from_config
 from wampweb._errors import ConfigError, WampWebError
+from wampweb._outage import without_retry_chatter
 from wampweb._signals import stop_once_on_signals
 from wampweb._workers import worker_count
 
@@ -434,8 +435,11 @@ def _load_app_factory(spec: str) -> Callable[[WampWeb], object]:
 
 
 def _start_logging(level: str, stream: TextIO) -> None:
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    observer = FilteringLogObserver(textFileLogObserver(stream), [predicate])
+    predicates: list[Any] = [LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))]
+    if level != "debug":
+        # wampweb says what they say once per outage (wampweb._outage).
+        predicates.append(without_retry_chatter)
+    observer = FilteringLogObserver(textFileLogObserver(stream), predicates)
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 

@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from wampweb._errors import ComponentFailedError
 from wampweb._heartbeat import Heartbeat, settings_of
 from wampweb._join_deadline import DEFAULT_JOIN_TIMEOUT, JoinAttempt, JoinDeadline, Link
+from wampweb._outage import OutageLog
 from wampweb._sessions import Session, SessionTracker
 
 _log = Logger()
@@ -112,6 +113,9 @@ class ComponentSupervisor(Service):
         component.on("join", self._joined)
         component.on("leave", self._left)
         component.on("disconnect", self._disconnected)
+        component.on("connectfailure", self._connect_failed)
+        #: Says once that the router cannot be reached, not once per attempt.
+        self.outage = OutageLog(name, reactor)
         enable_auto_ping(component)
 
     # -- Service ----------------------------------------------------------------
@@ -281,8 +285,13 @@ class ComponentSupervisor(Service):
     def _opened(self, session: Session, link: Link) -> None:
         self.join_deadline.opened(link)
 
+    def _connect_failed(self, component: object, error: object) -> None:
+        if not self._stopping:
+            self.outage.failed(getattr(self._connecting, "url", None), error)
+
     def _joined(self, session: Session, details: Any) -> None:
         self.join_deadline.end()
+        self.outage.joined()
         self.tracker.on_join(session, details)
         if self._stable_timer is not None and self._stable_timer.active():
             self._stable_timer.cancel()

@@ -138,8 +138,9 @@ class FakeComponent:
     Stands in for ``autobahn.twisted.component.Component``; the test drives it.
 
     ``join()`` makes a new :class:`FakeSession` join (as every reconnect
-    does), ``leave()`` loses it, ``end()`` finishes the Component the way a
-    router GOODBYE does, and ``fail()`` the way exhausted retries do.
+    does), ``leave()`` loses it, ``connect_failed()`` reports a failed
+    connection attempt, ``end()`` finishes the Component the way a router
+    GOODBYE does, and ``fail()`` the way exhausted retries do.
     """
 
     def __init__(self, transports: int = 1) -> None:
@@ -192,6 +193,10 @@ class FakeComponent:
         self._session = None
         self._fire("leave", session, CloseDetails(reason=reason, message=message))
         self._fire("disconnect", session, False)
+
+    def connect_failed(self, error: Exception) -> None:
+        """A connection attempt failed (the router is down, say); Autobahn will retry."""
+        self._fire("connectfailure", self, error)
 
     def end(self) -> None:
         """The Component finishes, as after a router GOODBYE with ``wamp.close.normal``."""
