@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import autobahn.wamp.component
 import pytest
+from autobahn.wamp.exception import ApplicationError
 from twisted.internet.error import ConnectionRefusedError, TimeoutError
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, LogLevel
@@ -86,7 +87,7 @@ def test_the_end_of_an_outage_says_how_long_it_lasted(said: list[str]) -> None:
     outage.failed(URL, ConnectionRefusedError())
     outage.joined()
     assert said[-1] == (
-        "component 'backend' reached the router again after 7.2 s (2 failed attempts)"
+        "component 'backend' reached the router again after 7.2 s (2 attempts failed)"
     )
     assert outage.failures == 0
 
@@ -128,6 +129,26 @@ def test_the_supervisor_reports_failed_attempts_and_the_join_that_ends_them(
     component.join()
     assert supervisor.outage.failures == 0
     assert "reached the router again" in said[-1]
+
+
+def test_the_end_of_a_joined_session_is_not_a_failure_to_reach_the_router(
+    said: list[str],
+) -> None:
+    # Autobahn reports a joined session's loss as its attempt's connectfailure.
+    clock = Clock()
+    component, _ = supervised(clock)
+    component.join()
+    component.leave()
+    component.connect_failed(ApplicationError("wamp.close.transport_lost"))
+    assert said == []
+    clock.advance(2.0)
+    component.connect_failed(ConnectionRefusedError())  # the next attempt: Autobahn's loop
+    assert len(said) == 1
+    assert "cannot reach" in said[0]
+    assert "transport_lost" not in said[0]
+    clock.advance(1.5)
+    component.join()
+    assert said[-1].endswith("again after 3.5 s (1 attempt failed)")
 
 
 def test_failures_after_a_stop_are_not_an_outage(said: list[str]) -> None:

@@ -54,6 +54,11 @@ class OutageLog:
         self._said: str | None = None
         self._said_at = 0.0
 
+    def lost(self) -> None:
+        """The joined session went away (its loss is logged where it is seen): the clock starts."""
+        if self._since is None:
+            self._since = self.reactor.seconds()
+
     def failed(self, url: str | None, error: object) -> None:
         """An attempt failed; say so if it is news."""
         now = self.reactor.seconds()
@@ -72,11 +77,11 @@ class OutageLog:
             )
         elif reason != self._said or now - self._said_at >= self.reminder_interval:
             _log.warn(
-                "component {name!r} still cannot reach {where} ({failures} attempts in "
+                "component {name!r} still cannot reach {where} ({failures} in "
                 "{seconds:.0f} s): {reason}",
                 name=self.name,
                 where=where,
-                failures=self.failures,
+                failures=_attempts(self.failures),
                 seconds=now - self._since,
                 reason=reason,
             )
@@ -90,14 +95,18 @@ class OutageLog:
         if self._since is not None and self._said is not None:
             _log.info(
                 "component {name!r} reached the router again after {seconds:.1f} s "
-                "({failures} failed attempts)",
+                "({failures} failed)",
                 name=self.name,
                 seconds=self.reactor.seconds() - self._since,
-                failures=self.failures,
+                failures=_attempts(self.failures),
             )
         self.failures = 0
         self._since = None
         self._said = None
+
+
+def _attempts(count: int) -> str:
+    return f"{count} attempt" if count == 1 else f"{count} attempts"
 
 
 def _reason(error: object) -> str:

@@ -105,6 +105,8 @@ class ComponentSupervisor(Service):
         self._heartbeat: Heartbeat | None = None
         #: The transport the Component is connecting (or connected) over.
         self._connecting: object | None = None
+        #: Whether the current connection attempt got as far as a joined session.
+        self._attempt_joined = False
         self._users_is_fatal = component._is_fatal
         component._is_fatal = self._is_fatal
         self._note_transports(component)
@@ -237,6 +239,7 @@ class ComponentSupervisor(Service):
                 # never fires ends the loop here, with no new connection.
                 return Deferred()
             self._connecting = transport
+            self._attempt_joined = False
             attempt = self.join_deadline.begin(getattr(transport, "url", None))
             done = connect_once(reactor, transport)
             if isinstance(done, Deferred):
@@ -286,10 +289,18 @@ class ComponentSupervisor(Service):
         self.join_deadline.opened(link)
 
     def _connect_failed(self, component: object, error: object) -> None:
-        if not self._stopping:
-            self.outage.failed(getattr(self._connecting, "url", None), error)
+        if self._stopping:
+            return
+        joined, self._attempt_joined = self._attempt_joined, False
+        if joined:
+            # Autobahn reports the end of a joined session as its attempt's
+            # failure; the router was reached, and the loss is logged already.
+            self.outage.lost()
+            return
+        self.outage.failed(getattr(self._connecting, "url", None), error)
 
     def _joined(self, session: Session, details: Any) -> None:
+        self._attempt_joined = True
         self.join_deadline.end()
         self.outage.joined()
         self.tracker.on_join(session, details)
