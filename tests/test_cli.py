@@ -166,7 +166,7 @@ def test_run_against_a_router_exits_cleanly_on_sigterm(
     app.read_until("component 'default' joined", stream="stderr")
     assert app.stop(signal.SIGTERM) == 0
     stderr = app.stderr()
-    assert "component 'default' lost its session: wamp.close.normal" in stderr, stderr
+    assert "the session of component 'default' closed: wamp.close.normal" in stderr, stderr
     assert "transport_lost" not in stderr
 
 

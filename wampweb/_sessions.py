@@ -143,7 +143,12 @@ class SessionTracker:
         self.last_leave_message = message
         if self.state not in (SessionState.STOPPED, SessionState.FAILED):
             self.state = SessionState.GONE
-        _log.info("component {name!r} lost its session: {reason}", name=self.name, reason=reason)
+        # A closing handshake (GOODBYE, either side's) is a close; anything else, a loss.
+        if reason == "wamp.close.transport_lost":
+            message = "component {name!r} lost its session: {reason}"
+        else:
+            message = "the session of component {name!r} closed: {reason}"
+        _log.info(message, name=self.name, reason=reason)
         for listener in list(self._on_lost):
             listener(session, reason)
 
