@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
+import pytest
 from autobahn.twisted.component import Component
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 
 from examples import webapp
 from listings import call_route, quickstart, react_main, register
-from wampweb import WampWeb
+from wampweb import WampWeb, app_from_config, load_config
+from wampweb._cli import _parser
+from wampweb._supervisor import ComponentSupervisor
 from wampweb.testing import FakeComponent, stub_client
 
 
@@ -125,3 +131,46 @@ def test_importing_wampweb_installs_no_reactor() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+# -- docs/deployment.rst ----------------------------------------------------------------
+
+LISTINGS = Path(__file__).resolve().parent.parent / "listings"
+DEPLOY_CONFIG = LISTINGS / "deploy_wampweb.toml"
+DEPLOY_UNIT = LISTINGS / "deploy_wampweb.service"
+
+
+def unit_settings() -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for line in DEPLOY_UNIT.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip()
+    return settings
+
+
+def test_the_deployment_config_loads_and_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAMPWEB_TICKET", "ticket")
+    monkeypatch.setenv("WAMPWEB_BACKEND_SECRET", "secret")
+    config = load_config(DEPLOY_CONFIG)
+    web = app_from_config(config, reactor=MemoryReactorClock())
+    assert set(web.mounts) == {"/publish", "/call"}
+    transport = config.components["default"].transports[0]
+    assert transport.url == "rs://router.internal:8081"
+
+
+def test_the_unit_runs_what_the_cli_accepts_on_the_config_it_checks() -> None:
+    settings = unit_settings()
+    check, run = shlex.split(settings["ExecStartPre"]), shlex.split(settings["ExecStart"])
+    assert check[1:3] == ["check-config", "/etc/wampweb/wampweb.toml"]
+    assert run[run.index("--config") + 1] == "/etc/wampweb/wampweb.toml"
+    options = _parser().parse_args(run[1:])
+    assert options.command == "run"
+    assert options.workers == 2
+
+
+def test_the_units_stop_timeout_covers_the_drain_and_the_leave() -> None:
+    # Killed in the middle of its drain, wampweb would cut requests off.
+    drain = tomllib.loads(DEPLOY_CONFIG.read_text())["server"]["drain_timeout"]
+    leave = ComponentSupervisor.__init__.__kwdefaults__["stop_timeout"]
+    assert int(unit_settings()["TimeoutStopSec"]) >= drain + leave + 5
