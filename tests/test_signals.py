@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
 
 import pytest
 
+from wampweb._ports import free_port
 from wampweb._signals import _StopOnce, stop_once_on_signals
 
 
@@ -76,3 +79,53 @@ def test_a_reactor_without_signal_handling_is_left_alone() -> None:
     before = signal.getsignal(signal.SIGINT)
     stop_once_on_signals(object())
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.usefixtures("restored_handlers")
+def test_taking_over_twice_keeps_the_first_handler() -> None:
+    reactor = FakeReactor()
+    stop_once_on_signals(reactor)
+    first = signal.getsignal(signal.SIGINT)
+    stop_once_on_signals(reactor)
+    assert signal.getsignal(signal.SIGINT) is first
+    assert len(reactor.before_shutdown) == 1
+
+
+_LIBRARY_APP = """
+import sys
+from autobahn.twisted.component import Component
+from twisted.internet.task import react
+from wampweb import WampWeb
+
+def main(reactor):
+    web = WampWeb(listen="tcp:0:interface=127.0.0.1", reactor=reactor)
+    web.add_component("default", Component(transports=sys.argv[1], realm="realm1"))
+    reactor.callWhenRunning(lambda: print("running", flush=True))
+    return web.run_until_stopped(reactor)
+
+react(main)
+"""
+
+
+@pytest.mark.integration
+def test_an_app_run_until_stopped_takes_a_second_signal_calmly() -> None:
+    # The README's way to run an app of your own: react(web.run_until_stopped).
+    process = subprocess.Popen(
+        [sys.executable, "-c", _LIBRARY_APP, f"ws://127.0.0.1:{free_port()}/ws"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "running"
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert "ReactorNotRunning" not in stderr
+    assert "Traceback" not in stderr

@@ -47,6 +47,7 @@ from wampweb._http import (
 from wampweb._join_deadline import DEFAULT_JOIN_TIMEOUT
 from wampweb._operations import Operations
 from wampweb._sessions import Session, SessionState, SessionTracker
+from wampweb._signals import stop_once_on_signals
 from wampweb._supervisor import ComponentSupervisor
 
 if TYPE_CHECKING:
@@ -482,8 +483,13 @@ class WampWeb(MultiService):
         """
         Start, and fire when the reactor shuts down, or fail when a Component
         fails for good: the shape ``twisted.internet.task.react`` wants.
+
+        Once the reactor runs, SIGINT and SIGTERM stop it once: a repeat
+        while stopping (Ctrl-C pressed again) is logged, where Twisted's own
+        handlers would log a critical ``ReactorNotRunning`` traceback.
         """
         self.startService()
+        reactor.callWhenRunning(stop_once_on_signals, reactor)
         finished: Deferred[None] = Deferred()
 
         def component_failed(error: object) -> None:

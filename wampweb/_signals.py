@@ -29,6 +29,7 @@ class _StopOnce:
     """The signal handler: the first signal stops the reactor, later ones are only logged."""
 
     def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
         self.stopping = False
         self._handlers: dict[int, _Handler] = {
             signal.SIGINT: reactor.sigInt,
@@ -60,6 +61,9 @@ def stop_once_on_signals(reactor: Any) -> None:
     """
     if not (hasattr(reactor, "sigInt") and hasattr(reactor, "sigTerm")):
         return
+    current = signal.getsignal(signal.SIGINT)
+    if isinstance(current, _StopOnce) and current.reactor is reactor:
+        return  # taken over already (the CLI, then run_until_stopped)
     handler = _StopOnce(reactor)
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, handler)
