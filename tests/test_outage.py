@@ -21,7 +21,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogEvent, LogLevel
 
 from tests.logged import logged
-from wampweb import SessionTracker
+from wampweb import SessionTracker, WampWeb
 from wampweb._outage import _RETRY_CHATTER, OutageLog, is_retry_chatter
 from wampweb._ports import free_port
 from wampweb._supervisor import ComponentSupervisor
@@ -150,6 +150,22 @@ def test_the_end_of_a_joined_session_is_not_a_failure_to_reach_the_router(
     clock.advance(1.5)
     component.join()
     assert said[-1].endswith("again after 3.5 s (1 attempt failed)")
+
+
+def test_health_shows_the_failed_attempts_and_why_until_a_join() -> None:
+    clock = Clock()
+    web = WampWeb(reactor=clock, listen=None)
+    component = FakeComponent()
+    backend = web.add_component("backend", component)
+    web.startService()
+    component.connect_failed(ConnectionRefusedError())
+    component.connect_failed(ConnectionRefusedError())
+    status = backend.status()
+    assert status["failed_attempts"] == 2
+    assert status["last_connect_error"].startswith("Connection was refused by other side")
+    component.join()
+    status = backend.status()
+    assert (status["failed_attempts"], status["last_connect_error"]) == (0, None)
 
 
 def test_failures_after_a_stop_are_not_an_outage(said: list[str]) -> None:

@@ -208,6 +208,8 @@ class ManagedComponent:
             "in_flight": self.operations.in_flight,
             "missing": dict(self.declarations.missing),
             "failure": tracker.failure.reason if tracker.failure else None,
+            "failed_attempts": self.supervisor.outage.failures,
+            "last_connect_error": self.supervisor.outage.last_error,
         }
 
 

@@ -50,6 +50,8 @@ class OutageLog:
         self.reminder_interval = reminder_interval
         #: Failed attempts since the last join (or the start).
         self.failures = 0
+        #: Why the latest of them failed (None once a session joins).
+        self.last_error: str | None = None
         self._since: float | None = None
         self._said: str | None = None
         self._said_at = 0.0
@@ -66,6 +68,7 @@ class OutageLog:
         if self._since is None:
             self._since = now
         reason = _reason(error)
+        self.last_error = reason
         where = url or "the router"
         if self._said is None:
             _log.warn(
@@ -101,6 +104,7 @@ class OutageLog:
                 failures=_attempts(self.failures),
             )
         self.failures = 0
+        self.last_error = None
         self._since = None
         self._said = None
 
