@@ -16,7 +16,6 @@ reconnects.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Final, Protocol
 
 import attrs
@@ -24,6 +23,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from wampweb._seconds import checked_seconds
 from wampweb._sessions import Session
 
 _log = Logger()
@@ -59,17 +59,10 @@ def heartbeat_settings(
     interval: float = DEFAULT_HEARTBEAT.interval, timeout: float = DEFAULT_HEARTBEAT.timeout
 ) -> HeartbeatSettings:
     """The settings, if they can be; else a ValueError naming the one that cannot."""
-    if _seconds("heartbeat_interval", interval) < 0:
-        raise ValueError(f"heartbeat_interval must be at least 0 (0: off), got {interval!r}")
-    if _seconds("heartbeat_timeout", timeout) <= 0:
-        raise ValueError(f"heartbeat_timeout must be above 0, got {timeout!r}")
-    return HeartbeatSettings(interval=float(interval), timeout=float(timeout))
-
-
-def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-    return float(value)
+    return HeartbeatSettings(
+        interval=checked_seconds("heartbeat_interval", interval, zero_means="0: off"),
+        timeout=checked_seconds("heartbeat_timeout", timeout),
+    )
 
 
 def keep_settings(transport: object, settings: HeartbeatSettings) -> None:

@@ -22,7 +22,6 @@ The ``connect`` event still starts the deadline of an attempt not seen that way
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
@@ -38,19 +37,12 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from wampweb._seconds import checked_seconds
+
 _log = Logger()
 
 #: Seconds from "connected" to "joined" before an attempt is given up.
 DEFAULT_JOIN_TIMEOUT: Final = 10.0
-
-
-def check_join_timeout(seconds: float) -> float:
-    """``seconds``, if it can be a join timeout (0: none); else a ValueError naming it."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise ValueError(f"join_timeout must be a number of seconds, got {seconds!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"join_timeout must be finite and at least 0, got {seconds!r}")
-    return float(seconds)
 
 
 class Link(Protocol):
@@ -183,7 +175,7 @@ class JoinDeadline:
     ) -> None:
         self.name = name
         self.reactor = reactor
-        self.timeout = check_join_timeout(timeout)
+        self.timeout = checked_seconds("join_timeout", timeout, zero_means="0: no limit")
         self.attempt: JoinAttempt | None = None
         #: Attempts given up because their deadline passed.
         self.expired = 0
